@@ -1,0 +1,5 @@
+import sys
+
+from srpsa.cli import main
+
+sys.exit(main())

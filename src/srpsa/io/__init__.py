@@ -1,0 +1,1 @@
+"""Input/output: images with calibration, circle annotations, atomic writes."""
