@@ -11,6 +11,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("register", "register"),
     ("prepare", "prepare"),
     ("analyze", "analyze"),
+    ("evaluate", "evaluate"),
 ]
 
 
