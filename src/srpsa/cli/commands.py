@@ -8,6 +8,7 @@ import typer
 
 # (command name, module under srpsa.cli). A module exposes `command` (a function) or `app` (a group).
 COMMANDS: list[tuple[str, str]] = [
+    ("synth", "synth"),
     ("register", "register"),
     ("prepare", "prepare"),
     ("analyze", "analyze"),
