@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `make demo`: analyse the bundled example OM image and score it against its ground truth.
+set -euo pipefail
+BIN="$1"; OUT="$2"
+"$BIN/srpsa" analyze examples/om_example.tif --out "$OUT" --force
+"$BIN/srpsa" evaluate detect --gt examples/om_example_gt.csv --pred "$OUT/om_example/particles.csv" --out "$OUT/evaluation"
+echo
+echo "Demo results:"
+echo "  per-image folder : $OUT/om_example/  (particles.csv, summary.json, overlay.png, psd.png)"
+echo "  batch summary    : $OUT/summary.csv"
+echo "  vs ground truth  : $OUT/evaluation/metrics.json"
