@@ -13,6 +13,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("prepare", "prepare"),
     ("analyze", "analyze"),
     ("evaluate", "evaluate"),
+    ("train", "train"),
 ]
 
 

@@ -1,0 +1,82 @@
+"""`srpsa analyze`: the main job - particle sizes and their distribution for images or folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from srpsa.errors import InputError
+
+
+def command(
+    inputs: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively for PNG, JPEG, BMP, TIFF)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: one sub-folder per image plus summary.csv and errors.csv."),
+    pixel_size: float | None = typer.Option(None, "--pixel-size", help="Pixel size in um/px; overrides any calibration in the files."),
+    modality: str = typer.Option("om", "--modality", help="om: optical microscope image; sem: SEM image (detector runs directly)."),
+    pipeline: str = typer.Option(
+        "detect-only", "--pipeline", help="For OM input: detect-only (OM-trained detector, no SR) or full (OM -> translate -> super-resolve -> detect)."
+    ),
+    weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: $SRPSA_WEIGHTS_DIR or the shipped weights)."),
+    diameter_range: tuple[float, float] | None = typer.Option(
+        None, "--diameter-range", help="Expected particle diameters MIN MAX (skips the automatic size estimate)."
+    ),
+    diameter_unit: str = typer.Option("px", "--diameter-unit", help="Unit of --diameter-range: px or um."),
+    include_edge: bool = typer.Option(False, "--include-edge", help="Keep particles cut by the image border in the statistics (ISO 13322-1 excludes them)."),
+    no_refine: bool = typer.Option(False, "--no-refine", help="Skip the sub-pixel edge refinement of radii."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for 95 % confidence intervals (0: none)."),
+    force: bool = typer.Option(False, "--force", help="Re-analyse images whose results already exist."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Local worker processes (0: one per CPU core, at most one per image)."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler ADDRESS, or 'local' to start a LocalCluster."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the bootstrap."),
+) -> None:
+    """Detect particles, size them and write particles.csv, summary.json, overlay.png, psd.png per image.
+
+    Exit status: 0 all images analysed, 1 some failed (the rest are done; see errors.csv), 2 bad usage.
+    """
+    from rich.console import Console
+
+    from srpsa.inference.batch import run_batch
+    from srpsa.inference.pipeline import AnalyzeSettings
+    from srpsa.io import iter_image_files
+
+    settings = AnalyzeSettings(
+        modality=modality,
+        pipeline=pipeline,
+        pixel_size_um=pixel_size,
+        weights=str(weights) if weights else None,
+        diameter_range=diameter_range,
+        diameter_unit=diameter_unit,
+        include_edge=include_edge,
+        refine=not no_refine,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    images = iter_image_files(list(inputs))
+    if not images:
+        raise InputError(f"no supported images found in: {', '.join(map(str, inputs))}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    n_workers = workers or min(len(images), os.cpu_count() or 1)
+
+    console = Console(stderr=True)
+    with console.status(f"analysing {len(images)} image(s)") as status:
+
+        def progress(done: int, total: int, result: dict) -> None:
+            mark = {"ok": "done", "skipped": "skipped (exists)", "error": "FAILED"}[result["status"]]
+            status.update(f"[{done}/{total}] analysing")
+            line = f"[{done}/{total}] {result['path']}: {mark}"
+            if result["status"] == "error":
+                line += f" - {result['error']}"
+            elif result["summary"]:
+                s = result["summary"]
+                line += f" - {s['count']} particles"
+            console.print(line, markup=False, highlight=False)
+
+        result = run_batch(images, out, settings, workers=n_workers, scheduler=scheduler, force=force, progress=progress)
+
+    typer.echo(f"results: {out / 'summary.csv'}")
+    if result.failed:
+        typer.echo(f"srpsa: {len(result.failed)} of {len(images)} input(s) failed, see {out / 'errors.csv'}", err=True)
+        raise typer.Exit(1)

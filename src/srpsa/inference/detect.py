@@ -1,0 +1,244 @@
+"""Multi-scale SR-PSA inference: pyramid -> tiled network -> decode -> merge (NMS) -> refinement.
+
+Paper 3.4 / 5.2.3: the full-resolution image is fed at 1/4 and 1/8 scale and the outputs are merged.
+Here the scales come from, in order of precedence: ``scales=`` given by the caller; the caller's
+``diameter_range=(min, max)`` px through :func:`srpsa.inference.scale.choose_scales`; the automatic size
+estimate (:func:`srpsa.inference.scale.estimate_diameter_range`) when ``inference.auto_scale`` is on
+and the estimate is confident; otherwise the configured ``inference.scales`` (paper: 0.25, 0.125).
+
+Each scale's detections are mapped back to full-resolution pixels (x = column, y = row, pixel centres
+at integers), kept only if their apparent radius lies in the band that scale is responsible for, and all
+scales are merged with :func:`srpsa.inference.nms.circle_nms`. Large images go through
+:func:`srpsa.inference.tiling.apply_tiled` (bounded memory, exact for a receptive field below the margin).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from srpsa.errors import InputError
+from srpsa.inference.nms import circle_nms
+from srpsa.inference.refine import refine_circles
+from srpsa.inference.scale import choose_scales, estimate_diameter_range
+from srpsa.inference.tiling import apply_tiled
+from srpsa.models.detector import SRPSADetector, decode_maps, image_stats, normalise_image
+from srpsa.training.detector_config import STRIDE, DetectorConfig
+
+log = logging.getLogger(__name__)
+
+# An automatic size estimate below this confidence is not trusted: the configured scales are used.
+MIN_ESTIMATE_CONFIDENCE = 0.2
+
+
+@dataclass
+class Candidates:
+    """Per-scale detections of one image before thresholding and merging (full-resolution pixels)."""
+
+    circles: np.ndarray  # (N, 3)
+    scores: np.ndarray  # (N,)
+    scale_index: np.ndarray  # (N,) index into ``scales``
+    scales: list[float] = field(default_factory=list)
+
+
+class Detector:
+    """A trained SR-PSA detector ready for inference.
+
+    Parameters
+    ----------
+    model : SRPSADetector
+    cfg : DetectorConfig
+        The configuration it was trained with (inference and refinement sections are used here).
+    thresholds : dict, optional
+        ``{"p_thresh": float, "nms_thresh": float}`` chosen on validation data; defaults to the
+        config's ``inference.p_thresh`` / ``inference.nms_thresh``.
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    """
+
+    def __init__(self, model: SRPSADetector, cfg: DetectorConfig, thresholds: dict[str, float] | None = None, device: str = "cpu") -> None:
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        th = thresholds or {}
+        self.p_thresh = float(th.get("p_thresh", cfg.inference.p_thresh))
+        self.nms_thresh = float(th.get("nms_thresh", cfg.inference.nms_thresh))
+        self.last_info: dict[str, Any] = {}  # what the last detect() decided (scales, size estimate)
+
+    @classmethod
+    def load(cls, weights_dir: str | Path, device: str = "cpu") -> Detector:
+        """Load ``detector.safetensors`` + ``detector.json`` from ``weights_dir`` (sha256 checked)."""
+        from srpsa.training.checkpoint import load_weights
+
+        model, cfg, meta = load_weights(weights_dir)
+        return cls(model, cfg, meta.get("thresholds"), device=device)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {"p_thresh": self.p_thresh, "nms_thresh": self.nms_thresh}
+
+    # -- scales -----------------------------------------------------------------------------------
+    def resolve_scales(
+        self, image: np.ndarray, scales: list[float] | tuple[float, ...] | None = None, diameter_range: tuple[float, float] | None = None
+    ) -> list[float]:
+        """The pyramid scales for ``image`` (see the module docstring for the precedence)."""
+        inf = self.cfg.inference
+        if scales is not None:
+            scales = [float(s) for s in scales]
+            if not scales or any(not np.isfinite(s) or s <= 0 for s in scales):
+                raise InputError(f"scales must be positive numbers, got {scales}")
+            self.last_info = {"scales_from": "argument"}
+            return sorted(scales, reverse=True)
+        if diameter_range is not None:
+            d_min, d_max = (float(v) for v in diameter_range)
+            self.last_info = {"scales_from": "diameter_range", "diameter_range": [d_min, d_max]}
+            return choose_scales(d_min, d_max, inf)
+        if inf.auto_scale:
+            (d_lo, d_hi), conf = estimate_diameter_range(image, inf.auto_range_factor)
+            self.last_info = {"estimated_diameter_range_px": [d_lo, d_hi], "estimate_confidence": conf}
+            if np.isfinite(d_lo) and conf >= MIN_ESTIMATE_CONFIDENCE:
+                self.last_info["scales_from"] = "estimate"
+                return choose_scales(d_lo, d_hi, inf)
+            log.info("particle size estimate not confident (%.2f): using the configured scales %s", conf, inf.scales)
+        self.last_info.setdefault("scales_from", "config")
+        return sorted((float(s) for s in inf.scales), reverse=True)
+
+    # -- network ----------------------------------------------------------------------------------
+    def predict_maps(self, image: np.ndarray, stats: tuple[float, float] | None = None) -> np.ndarray:
+        """Network output ``(4, ceil(H/4), ceil(W/4))`` for an image at network scale, tiled.
+
+        ``stats`` are the normalisation statistics (default: of ``image`` itself).
+        """
+        inf = self.cfg.inference
+        norm = normalise_image(image, stats)
+        h, w = norm.shape
+        ph, pw = -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
+        if (ph, pw) != (h, w):  # pad to whole cells so no centre near the far border is lost
+            norm = cv2.copyMakeBorder(norm, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
+        # A small image is one tile of its own size (no padding to a full tile).
+        tile = (min(inf.tile, ph), min(inf.tile, pw))
+        margin = inf.tile_margin
+        overlap = (min(2 * margin + STRIDE, tile[0] - STRIDE), min(2 * margin + STRIDE, tile[1] - STRIDE))
+        batch = 4 if self.device.type == "cuda" else 1
+
+        def run(tiles: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(np.ascontiguousarray(tiles, np.float32))
+            x = x[None, None] if x.ndim == 2 else x[:, None]
+            with torch.inference_mode():
+                out = self.model(x.to(self.device)).float().cpu().numpy()
+            out = np.moveaxis(out, 1, -1)  # (B, h, w, 4)
+            return out[0] if tiles.ndim == 2 else out
+
+        maps = apply_tiled(norm, run, tile=tile, overlap=overlap, scale=1.0 / STRIDE, batch_size=batch,
+                           margin=min(margin, min(overlap) // 2 - 1))
+        return np.moveaxis(maps, -1, 0)
+
+    def candidates(self, image: np.ndarray, scales: list[float]) -> Candidates:
+        """Detections of every scale above ``inference.candidate_floor``, in full-resolution pixels."""
+        inf = self.cfg.inference
+        img = _as_gray(image)
+        stats = image_stats(img)
+        h, w = img.shape
+        scales = sorted(scales, reverse=True)
+        all_c, all_s, all_i = [], [], []
+        for k, s in enumerate(scales):
+            sh, sw = max(1, round(h * s)), max(1, round(w * s))
+            if min(sh, sw) < 2 * STRIDE:
+                continue  # nothing detectable at a few pixels
+            interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+            scaled = cv2.resize(img, (sw, sh), interpolation=interp) if (sh, sw) != (h, w) else img
+            maps = self.predict_maps(scaled, stats)
+            circ, score = decode_maps(maps, max_radius=self.model.cfg.max_radius, p_thresh=inf.candidate_floor)
+            r_cells = circ[:, 2] / STRIDE
+            lo, hi = inf.valid_band
+            keep = np.ones(len(circ), bool)
+            if len(scales) > 1:
+                # The largest scale also answers for anything smaller, the smallest for anything larger.
+                if k > 0:
+                    keep &= r_cells >= lo
+                if k < len(scales) - 1:
+                    keep &= r_cells <= hi
+            keep &= (circ[:, 0] < sw - 0.5) & (circ[:, 1] < sh - 0.5)  # centres in the padding
+            circ, score = circ[keep], score[keep]
+            sx, sy = sw / w, sh / h
+            full = np.column_stack([(circ[:, 0] + 0.5) / sx - 0.5, (circ[:, 1] + 0.5) / sy - 0.5, circ[:, 2] / np.sqrt(sx * sy)])
+            all_c.append(full)
+            all_s.append(score)
+            all_i.append(np.full(len(full), k))
+        if not all_c:
+            return Candidates(np.zeros((0, 3)), np.zeros(0), np.zeros(0, np.int64), scales)
+        return Candidates(np.concatenate(all_c), np.concatenate(all_s), np.concatenate(all_i), scales)
+
+    def merge(self, cands: Candidates, p_thresh: float | None = None, nms_thresh: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Threshold and merge candidates of all scales with circle NMS."""
+        p_t = self.p_thresh if p_thresh is None else p_thresh
+        n_t = self.nms_thresh if nms_thresh is None else nms_thresh
+        keep = cands.scores > p_t
+        return circle_nms(cands.circles[keep], cands.scores[keep], n_t, merge=self.cfg.inference.merge)
+
+    # -- the public call --------------------------------------------------------------------------
+    def detect(
+        self,
+        image: np.ndarray,
+        *,
+        scales: list[float] | tuple[float, ...] | None = None,
+        diameter_range: tuple[float, float] | None = None,
+        refine: bool = True,
+        p_thresh: float | None = None,
+        nms_thresh: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Detect circular particles.
+
+        Parameters
+        ----------
+        image : np.ndarray
+            ``(H, W)`` gray (``(H, W, 3)`` is averaged to gray), any real dtype; float images are
+            expected in [0, 1], integer images are scaled by their type's maximum.
+        scales : sequence of float, optional
+            Pyramid scales (1 = full resolution); overrides everything else.
+        diameter_range : (min, max), optional
+            Expected particle diameters in full-resolution pixels; the scales are chosen to cover them.
+        refine : bool
+            Re-measure every circle on the full-resolution image (:mod:`srpsa.inference.refine`), if the
+            config's ``refine.enabled`` also allows it.
+        p_thresh, nms_thresh : float, optional
+            Override the stored thresholds.
+
+        Returns
+        -------
+        circles : np.ndarray, float64, (N, 3)
+            ``[x, y, r]`` in input-image pixels (x = column, y = row), by decreasing score.
+        scores : np.ndarray, float64, (N,)
+        """
+        img = _as_gray(image)
+        use = self.resolve_scales(img, scales, diameter_range)
+        self.last_info["scales"] = use
+        cands = self.candidates(img, use)
+        circles, scores = self.merge(cands, p_thresh, nms_thresh)
+        if refine and self.cfg.refine.enabled and len(circles):
+            circles, ok = refine_circles(img, circles, self.cfg.refine)
+            self.last_info["refined_fraction"] = float(ok.mean())
+        return circles, scores
+
+
+def _as_gray(image: np.ndarray) -> np.ndarray:
+    """float32 ``(H, W)`` in [0, 1] from a gray/RGB float or integer array."""
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        arr = arr[..., :3].mean(axis=2) if arr.dtype.kind == "f" else arr[..., :3].astype(np.float32).mean(axis=2) / np.iinfo(arr.dtype).max
+    elif arr.ndim != 2:
+        raise InputError(f"image must be (H, W) gray or (H, W, 3) RGB, got shape {arr.shape}")
+    elif arr.dtype.kind in "ui":
+        arr = arr.astype(np.float32) / np.iinfo(arr.dtype).max
+    if arr.size == 0:
+        raise InputError("image is empty")
+    arr = np.asarray(arr, np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise InputError("image contains NaN or infinite values")
+    return arr

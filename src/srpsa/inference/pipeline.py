@@ -1,0 +1,220 @@
+"""`srpsa analyze` for one image: load -> (translate -> super-resolve) -> detect -> statistics -> outputs.
+
+The function :func:`analyze_image` is what a worker runs (locally, in a process pool, or on a Dask
+worker); it takes only picklable settings and returns a small result dict, so every scheduler gives the
+same files.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from srpsa import __version__
+from srpsa.errors import InputError, SrpsaError
+from srpsa.inference import weights as W
+from srpsa.io.atomic import atomic_open, atomic_write_text
+
+MODALITIES = ("om", "sem")
+PIPELINES = ("full", "detect-only")
+
+
+@dataclass(frozen=True)
+class AnalyzeSettings:
+    """Everything that decides an analysis result (saved in each summary.json)."""
+
+    modality: str = "om"
+    pipeline: str = "detect-only"
+    pixel_size_um: float | None = None  # explicit override of the file's calibration
+    weights: str | None = None  # weights root (None: $SRPSA_WEIGHTS_DIR or the shipped weights)
+    diameter_range: tuple[float, float] | None = None
+    diameter_unit: str = "px"  # unit of diameter_range: "px" or "um"
+    include_edge: bool = False  # ISO 13322-1: border-cut particles are excluded from statistics
+    refine: bool = True  # sub-pixel radial edge refinement after the network
+    bootstrap: int = 1000  # resamples for the 95 % confidence intervals (0: none)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise InputError(f"--modality must be one of {', '.join(MODALITIES)}, got '{self.modality}'")
+        if self.pipeline not in PIPELINES:
+            raise InputError(f"--pipeline must be one of {', '.join(PIPELINES)}, got '{self.pipeline}'")
+        if self.pixel_size_um is not None and not (self.pixel_size_um > 0 and math.isfinite(self.pixel_size_um)):
+            raise InputError(f"--pixel-size must be a positive number of um per pixel, got {self.pixel_size_um}")
+        if self.diameter_unit not in ("px", "um"):
+            raise InputError(f"diameter unit must be 'px' or 'um', got '{self.diameter_unit}'")
+        if self.diameter_range is not None:
+            lo, hi = self.diameter_range
+            if not (0 < lo < hi):
+                raise InputError(f"--diameter-range needs 0 < MIN < MAX, got {lo} {hi}")
+
+
+@dataclass
+class StageTimer:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0
+
+        return _Ctx()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_detector(folder: str):
+    # Cached per process: a pool worker loads each model once, not once per image.
+    from srpsa.inference.detect import Detector
+
+    return Detector.load(folder)
+
+
+def _models_for(settings: AnalyzeSettings) -> list[str]:
+    if settings.modality == "sem":
+        return [W.DETECTOR_SEM]
+    if settings.pipeline == "detect-only":
+        return [W.DETECTOR_OM]
+    return [W.TRANSLATOR, W.SUPERRES, W.DETECTOR_SEM]
+
+
+def _diameter_range_px(settings: AnalyzeSettings, pixel_size_um: float | None) -> tuple[float, float] | None:
+    if settings.diameter_range is None:
+        return None
+    if settings.diameter_unit == "px":
+        return settings.diameter_range
+    if not pixel_size_um:
+        raise InputError("--diameter-range in um needs a pixel size (--pixel-size or calibrated image)")
+    lo, hi = settings.diameter_range
+    return lo / pixel_size_um, hi / pixel_size_um
+
+
+def output_names(images: list[Path]) -> list[str]:
+    """Output folder name per image: its stem, made unique with a short path hash when stems collide."""
+    import hashlib
+    from collections import Counter
+
+    counts = Counter(p.stem for p in images)
+    return [
+        p.stem if counts[p.stem] == 1 else f"{p.stem}_{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]}"
+        for p in images
+    ]
+
+
+def is_done(out: Path) -> bool:
+    """An image is finished when its summary.json exists: it is written last, atomically."""
+    return (out / "summary.json").is_file()
+
+
+def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSettings) -> dict:
+    """Analyse one image and write ``out/`` (particles.csv, overlay.png, psd.png, summary.json).
+
+    Returns the summary dict. Raises :class:`SrpsaError` for bad input or missing models.
+    """
+    from srpsa.io import read_image
+    from srpsa.psd import count_warnings, select_for_statistics, size_statistics
+    from srpsa.psd.particles import particle_table
+    from srpsa.report.figures import plot_overlay, plot_psd
+
+    t_start = time.perf_counter()
+    image_path = Path(image_path)
+    out = Path(out)
+    timer = StageTimer()
+    warnings: list[str] = []
+
+    with timer("load"):
+        loaded = read_image(image_path, pixel_size_um=settings.pixel_size_um)
+        pixel_size, source = loaded.pixel_size_um, loaded.pixel_size_source
+        warnings.extend(loaded.warnings)  # includes the "uncalibrated: sizes in px" warning
+    unit = "um" if pixel_size else "px"
+
+    model_names = _models_for(settings)
+    model_dirs = {name: W.model_dir(name, settings.weights) for name in model_names}
+    image = loaded.data
+    if settings.pipeline == "full" and settings.modality == "om":
+        # The GAN stages (issue: translation + super-resolution) plug in here.
+        raise InputError("--pipeline full needs the translate/superres models, which this release does not ship yet; use --pipeline detect-only")
+
+    detector = _load_detector(str(model_dirs[model_names[-1]]))
+    with timer("detect"):
+        circles, scores = detector.detect(
+            image,
+            diameter_range=_diameter_range_px(settings, pixel_size),
+            refine=settings.refine,
+        )
+
+    with timer("statistics"):
+        table = particle_table(circles, scores, image.shape, pixel_size)
+        used = select_for_statistics(table["edge"].to_numpy().astype(bool), include_edge=settings.include_edge)
+        diam = (2.0 * table["r_px"].to_numpy() * (pixel_size or 1.0))[used]
+        stats = {
+            weighting: size_statistics(
+                diam, weighting=weighting, unit=unit, ci=settings.bootstrap > 0, n_boot=max(settings.bootstrap, 1), seed=settings.seed
+            ).to_dict()
+            for weighting in ("number", "volume")
+        }
+        if len(diam) > 1:
+            warnings.extend(count_warnings(diam))
+        n_edge = int(table["edge"].sum())
+        if n_edge and not settings.include_edge:
+            warnings.append(f"{n_edge} particles touch the image border and are excluded from statistics (--include-edge keeps them)")
+
+    with timer("write"):
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_open(out / "particles.csv", "w", newline="") as fh:
+            table.to_csv(fh, index=False, float_format="%.4f")
+        plot_overlay(loaded.rgb if loaded.rgb is not None else image, circles, out / "overlay.png", edge=table["edge"].to_numpy().astype(bool), scores=scores)
+        plot_psd(diam, out / "psd.png", unit=unit, title=image_path.name)
+
+    summary = {
+        "image": str(image_path.resolve()),
+        "height": int(image.shape[0]),
+        "width": int(image.shape[1]),
+        "pixel_size_um": pixel_size,
+        "pixel_size_source": source,
+        "unit": unit,
+        "count": int(len(table)),
+        "count_used": int(used.sum()),
+        "count_edge": n_edge,
+        "statistics": {"Q0": stats["number"], "Q3": stats["volume"]},
+        "kde_method": stats["number"].get("kde_method"),
+        "models": {name: {"path": str(folder), "sha256": W.weights_hash(folder)} for name, folder in model_dirs.items()},
+        "settings": asdict(settings),
+        "software": {"srpsa": __version__},
+        "seconds": {**{k: round(v, 4) for k, v in timer.seconds.items()}, "total": round(time.perf_counter() - t_start, 4)},
+        "warnings": warnings,
+    }
+    # summary.json last: its presence marks the image as finished for --resume (see is_done).
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=_json_default))
+    return summary
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def analyze_image_safe(image_path: str | Path, out: str | Path, settings: AnalyzeSettings) -> dict:
+    """Worker entry: never raises; returns {'path', 'status': ok|error, 'error', 'summary'}."""
+    try:
+        summary = analyze_image(image_path, out, settings)
+        return {"path": str(image_path), "status": "ok", "error": "", "summary": summary}
+    except SrpsaError as exc:
+        return {"path": str(image_path), "status": "error", "error": str(exc), "summary": None}
+    except Exception as exc:  # a bug on one image must not lose the rest of the batch
+        return {"path": str(image_path), "status": "error", "error": f"internal error: {type(exc).__name__}: {exc}", "summary": None}

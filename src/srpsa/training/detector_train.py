@@ -1,0 +1,475 @@
+"""Train the SR-PSA detector (paper 5.2.3): data cache, loop, validation, checkpoints, export.
+
+``train_detector(cfg, run_dir, synth=... | data=...)`` reads top to bottom:
+
+1. build (or reuse) the npz cache of training and validation images in ``run_dir/cache``;
+2. build the model and the Adam optimiser (paper: lr 1e-4, weight decay 1e-6, batch 4), or restore
+   both from ``run_dir/checkpoint`` with ``resume=True``;
+3. per epoch: random rescaled crops -> eq. 4-5 loss -> step; a checkpoint every
+   ``train.checkpoint_every`` steps and at each epoch end; validation (F1 and radius error) every
+   ``train.val_every`` epochs; the best network so far (:func:`selection_score`) is kept in ``run_dir/best``;
+4. finalise: on the validation images, tune ``p_thresh``/``nms_thresh`` (max F1), pick the refinement
+   edge criterion and calibrate its bias against the known radii, measure with and without refinement,
+   and export ``run_dir/weights/detector.safetensors`` + ``detector.json``.
+
+Validation runs the full multi-scale inference with the scales chosen from the ground-truth diameter
+range (2nd-98th percentile), so it measures the network and the merge, not the size estimator.
+Thresholds and the refinement bias are chosen on the same validation images that are reported;
+independent test numbers come from the benchmarks (held-out simulator presets, real images).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from srpsa.errors import ConfigError, InputError
+from srpsa.evaluation.matching import match_circles
+from srpsa.inference.detect import Candidates, Detector
+from srpsa.inference.nms import circle_nms
+from srpsa.inference.refine import calibrate_bias, refine_circles
+from srpsa.io.atomic import atomic_write_text
+from srpsa.models.detector import SRPSADetector, detection_loss
+from srpsa.training.checkpoint import json_safe, has_checkpoint, load_checkpoint, load_weights, save_checkpoint, save_weights
+from srpsa.training.detector_config import DetectorConfig, config_from_dict, config_to_dict
+from srpsa.training.detector_data import CropDataset, EpochSampler, build_cache, folder_pairs, folder_source, load_cached, synth_source, worker_init
+
+log = logging.getLogger(__name__)
+
+P_GRID = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2)) + (0.97, 0.98, 0.99)
+NMS_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
+EDGE_CHOICES = ("gradient", "outer", "half_max")
+# Seeds of validation images are offset so they never coincide with training images.
+VAL_SEED_OFFSET = 1_000_000
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_detector` produced."""
+
+    run_dir: Path
+    weights_dir: Path
+    steps: int
+    metrics: dict[str, Any]
+
+
+# -- data ---------------------------------------------------------------------------------------------
+
+
+def prepare_data(
+    cfg: DetectorConfig, cache_dir: Path, *, synth: str | None, data: str | Path | None, seed: int, workers: int = 1
+) -> tuple[list[Path], list[Path], dict[str, Any]]:
+    """Cache training and validation images; returns (train files, val files, provenance)."""
+    if (synth is None) == (data is None):
+        raise InputError("give exactly one training source: --synth PRESET or --data FOLDER")
+    d = cfg.data
+    if synth is not None:
+        base = seed * 10_000
+        train_seeds = list(range(base, base + d.n_train_images))
+        val_seeds = list(range(VAL_SEED_OFFSET + base, VAL_SEED_OFFSET + base + d.n_val_images))
+        spec = {"source": "synth", "preset": synth, "domain": cfg.domain}
+        train = build_cache(synth_source(synth, cfg.domain, train_seeds, workers), cache_dir, "train", {**spec, "seeds": train_seeds})
+        val = build_cache(synth_source(synth, cfg.domain, val_seeds, workers), cache_dir, "val", {**spec, "seeds": val_seeds})
+        prov = {**spec, "train_seeds": [train_seeds[0], train_seeds[-1] + 1], "val_seeds": [val_seeds[0], val_seeds[-1] + 1]}
+        return train, val, prov
+    pairs = folder_pairs(data)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pairs))
+    n_val = max(1, int(round(d.val_fraction * len(pairs)))) if len(pairs) > 1 else 0
+    val_pairs = [pairs[i] for i in order[:n_val]]
+    train_pairs = [pairs[i] for i in order[n_val:]]
+    if not val_pairs:
+        log.warning("only one annotated image: validating on the training image")
+        val_pairs = train_pairs
+    names = {"train": [str(p[0]) for p in train_pairs], "val": [str(p[0]) for p in val_pairs]}
+    train = build_cache(folder_source(train_pairs), cache_dir, "train", {"source": "folder", "images": names["train"]})
+    val = build_cache(folder_source(val_pairs), cache_dir, "val", {"source": "folder", "images": names["val"]})
+    prov = {"source": "folder", "folder": str(data), "train_images": [p[0].name for p in train_pairs], "val_images": [p[0].name for p in val_pairs]}
+    return train, val, prov
+
+
+@dataclass
+class ValImage:
+    image: np.ndarray
+    circles: np.ndarray  # ground truth with the centre inside the image
+
+
+def load_val(files: list[Path]) -> list[ValImage]:
+    out = []
+    for f in files:
+        img, circ, _ = load_cached(f)
+        h, w = img.shape
+        inside = (circ[:, 0] >= -0.5) & (circ[:, 0] < w - 0.5) & (circ[:, 1] >= -0.5) & (circ[:, 1] < h - 0.5)
+        out.append(ValImage(img, circ[inside]))
+    return out
+
+
+# -- evaluation ---------------------------------------------------------------------------------------
+
+
+def gt_diameter_range(circles: np.ndarray) -> tuple[float, float]:
+    """Diameter range used to pick validation scales: 2nd to 98th percentile of the ground truth."""
+    if len(circles) == 0:
+        return (10.0, 40.0)
+    d = 2.0 * circles[:, 2]
+    return float(np.percentile(d, 2)), float(np.percentile(d, 98))
+
+
+def _interior(circles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    h, w = shape
+    return (circles[:, 0] - circles[:, 2] >= 0) & (circles[:, 1] - circles[:, 2] >= 0) & (circles[:, 0] + circles[:, 2] <= w - 1) & (circles[:, 1] + circles[:, 2] <= h - 1)
+
+
+def score_detections(gts: list[np.ndarray], preds: list[np.ndarray], shapes: list[tuple[int, int]]) -> dict[str, float]:
+    """Pooled precision/recall/F1 and radius errors of matched particles (interior ones only).
+
+    ``radius_err`` is the median of ``|r_pred / r_gt - 1|``, ``radius_bias`` the median signed error.
+    """
+    tp = fp = fn = 0
+    rel = []
+    for gt, pred, shape in zip(gts, preds, shapes):
+        m = match_circles(gt, pred) if len(gt) and len(pred) else None
+        n_match = m.n_matched if m else 0
+        tp += n_match
+        fp += len(pred) - n_match
+        fn += len(gt) - n_match
+        if m and n_match:
+            g, p = gt[m.gt_idx], pred[m.pred_idx]
+            keep = _interior(g, shape)
+            rel.append(p[keep, 2] / g[keep, 2] - 1.0)
+    rel_all = np.concatenate(rel) if rel else np.zeros(0)
+    prec = tp / max(tp + fp, 1)
+    rec = tp / max(tp + fn, 1)
+    return {
+        "f1": 2 * tp / max(2 * tp + fp + fn, 1),
+        "precision": prec,
+        "recall": rec,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "radius_err": float(np.median(np.abs(rel_all))) if rel_all.size else float("nan"),
+        "radius_err_p90": float(np.percentile(np.abs(rel_all), 90)) if rel_all.size else float("nan"),
+        "radius_bias": float(np.median(rel_all)) if rel_all.size else float("nan"),
+    }
+
+
+def collect_candidates(detector: Detector, val: list[ValImage]) -> list[Candidates]:
+    """Per-scale candidates of every validation image (scales from its ground-truth diameter range)."""
+    out = []
+    for v in val:
+        scales = detector.resolve_scales(v.image, diameter_range=gt_diameter_range(v.circles))
+        out.append(detector.candidates(v.image, scales))
+    return out
+
+
+def tune_thresholds(detector: Detector, val: list[ValImage], cands: list[Candidates]) -> tuple[dict[str, float], dict[str, float]]:
+    """Grid search of (p_thresh, nms_thresh) for the best pooled F1; returns (thresholds, metrics).
+
+    NMS is greedy by score, so thresholding after NMS equals NMS after thresholding: each NMS value is
+    run once on all candidates and the p grid is swept on its survivors.
+    """
+    best: tuple[float, dict[str, float], dict[str, float]] | None = None
+    gts = [v.circles for v in val]
+    shapes = [v.image.shape for v in val]
+    floor = detector.cfg.inference.candidate_floor
+    for nt in NMS_GRID:
+        merged = [circle_nms(c.circles, c.scores, nt, merge=detector.cfg.inference.merge) for c in cands]
+        for pt in P_GRID:
+            if pt < floor:
+                continue
+            preds = [mc[ms > pt] for mc, ms in merged]
+            m = score_detections(gts, preds, shapes)
+            key = m["f1"] - 1e-3 * (0.0 if math.isnan(m["radius_err"]) else m["radius_err"])
+            if best is None or key > best[0]:
+                best = (key, {"p_thresh": float(pt), "nms_thresh": float(nt)}, m)
+    assert best is not None
+    return best[1], best[2]
+
+
+def evaluate(detector: Detector, val: list[ValImage], cands: list[Candidates] | None = None) -> dict[str, Any]:
+    """F1 and radius errors at the detector's thresholds, without and with refinement."""
+    cands = cands if cands is not None else collect_candidates(detector, val)
+    raw, refined = [], []
+    for v, c in zip(val, cands):
+        circ, _ = detector.merge(c)
+        raw.append(circ)
+        refined.append(refine_circles(v.image, circ, detector.cfg.refine)[0] if len(circ) else circ)
+    gts = [v.circles for v in val]
+    shapes = [v.image.shape for v in val]
+    return {"raw": score_detections(gts, raw, shapes), "refined": score_detections(gts, refined, shapes)}
+
+
+def calibrate_refinement(detector: Detector, val: list[ValImage], cands: list[Candidates]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Choose the edge criterion and its bias correction on matched validation particles.
+
+    For each criterion: refine the network's circles with zero bias, fit :func:`calibrate_bias` on the
+    matched interior particles, and score the median relative radius error with and without the
+    correction (a correction that does not lower the median is not used). The best combination wins;
+    if no refinement beats the network's own radii, refinement is switched off (``enabled = False``).
+    Returns (refine settings to apply, per-criterion report).
+    """
+    base = detector.cfg.refine
+    report: dict[str, Any] = {}
+    dets = [detector.merge(c)[0] for c in cands]
+    net_err = score_detections([v.circles for v in val], dets, [v.image.shape for v in val])["radius_err"]
+    best: tuple[float, dict[str, Any]] = (net_err if not math.isnan(net_err) else math.inf, {"enabled": False})
+    for edge in EDGE_CHOICES:
+        rcfg = dataclasses.replace(base, enabled=True, edge=edge, bias_rel=0.0, bias_px=0.0, bias_inv=0.0)
+        r_edge, r_true = [], []
+        for v, circ in zip(val, dets):
+            if not len(circ) or not len(v.circles):
+                continue
+            ref, ok = refine_circles(v.image, circ, rcfg)
+            m = match_circles(v.circles, ref)
+            g, p, okm = v.circles[m.gt_idx], ref[m.pred_idx], ok[m.pred_idx]
+            keep = okm & _interior(g, v.image.shape)
+            r_edge.append(p[keep, 2])
+            r_true.append(g[keep, 2])
+        if not r_edge or sum(len(a) for a in r_edge) < 10:
+            continue
+        re, rt = np.concatenate(r_edge), np.concatenate(r_true)
+        bias = calibrate_bias(re, rt)
+        corrected = re * (1 + bias["bias_rel"]) + bias["bias_px"] + bias["bias_inv"] / re
+        err_cal = float(np.median(np.abs(corrected / rt - 1)))
+        err_raw = float(np.median(np.abs(re / rt - 1)))
+        report[edge] = {"n": int(len(re)), "radius_err_uncalibrated": err_raw, "radius_err_calibrated": err_cal, **bias}
+        zero = {"bias_rel": 0.0, "bias_px": 0.0, "bias_inv": 0.0}
+        for err, b in ((err_raw, zero), (err_cal, bias)):
+            if err < best[0]:
+                best = (err, {"enabled": True, "edge": edge, **b})
+    report["network_radius_err"] = net_err
+    return best[1], report
+
+
+# -- training -----------------------------------------------------------------------------------------
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device available (this torch build or machine has none)")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise InputError(f"--device must be cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, dynamic_ncols=True, leave=False)
+
+
+def selection_score(metrics: dict[str, Any]) -> float:
+    """Which epoch's network is kept: validation F1 minus half the network's median radius error.
+
+    F1 saturates early on easy data while the radii keep improving; the radius term breaks such ties
+    (an F1 gain of 0.02 is worth a radius error gain of 0.04).
+    """
+    raw = metrics["raw"]
+    err = raw["radius_err"]
+    return float(raw["f1"] - 0.5 * (1.0 if math.isnan(err) else err))
+
+
+def _validate(model: SRPSADetector, cfg: DetectorConfig, val: list[ValImage], device: torch.device) -> tuple[dict[str, float], dict[str, Any]]:
+    model.eval()
+    det = Detector(model, cfg, device=str(device))
+    cands = collect_candidates(det, val)
+    thresholds, _ = tune_thresholds(det, val, cands)
+    det.p_thresh, det.nms_thresh = thresholds["p_thresh"], thresholds["nms_thresh"]
+    metrics = evaluate(det, val, cands)
+    model.train()
+    return thresholds, metrics
+
+
+def train_detector(
+    cfg: DetectorConfig,
+    run_dir: str | Path,
+    *,
+    synth: str | None = None,
+    data: str | Path | None = None,
+    epochs: int | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    seed: int | None = None,
+    num_workers: int | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a detector and export its weights to ``run_dir/weights``.
+
+    Parameters
+    ----------
+    cfg : DetectorConfig
+        Resolved configuration (``load_config``). ``epochs``, ``device``, ``seed``, ``num_workers``
+        override its ``train`` section.
+    run_dir : path
+        Output folder: ``config.json``, ``history.json``, ``cache/``, ``checkpoint/``, ``best/``, ``weights/``.
+    synth : str, optional
+        Simulator preset name (``srpsa.synth.preset``); the domain is ``cfg.domain``.
+    data : path, optional
+        Folder of the user's annotated images (instead of ``synth``).
+    resume : bool
+        Continue from ``run_dir/checkpoint`` (model, optimiser, RNG, step).
+    cache_dir : path, optional
+        Where the npz cache lives (default ``run_dir/cache``); share it between runs of one data set.
+    progress : bool
+        Show a progress bar with the losses.
+
+    Returns
+    -------
+    TrainResult
+    """
+    import cv2
+
+    # OpenCV's thread pool does not survive fork (DataLoader workers): keep it single-threaded in this
+    # process while training, so no pool exists when workers are forked.
+    prev_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return _train(cfg, run_dir, synth=synth, data=data, epochs=epochs, resume=resume, device=device, seed=seed,
+                      num_workers=num_workers, cache_dir=cache_dir, progress=progress)
+    finally:
+        cv2.setNumThreads(prev_threads)
+
+
+def _train(
+    cfg: DetectorConfig,
+    run_dir: str | Path,
+    *,
+    synth: str | None,
+    data: str | Path | None,
+    epochs: int | None,
+    resume: bool,
+    device: str | None,
+    seed: int | None,
+    num_workers: int | None,
+    cache_dir: str | Path | None,
+    progress: bool,
+) -> TrainResult:
+    tc = cfg.train
+    overrides = {k: v for k, v in (("epochs", epochs), ("device", device), ("seed", seed), ("num_workers", num_workers)) if v is not None}
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(tc, **overrides)).validate()
+    tc = cfg.train
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = run_dir / "checkpoint"
+    dev = _resolve_device(tc.device)
+
+    if resume:
+        if not has_checkpoint(ckpt_dir):
+            raise InputError(f"--resume: no checkpoint in {ckpt_dir}")
+        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        saved_cfg = config_from_dict(saved["config"])
+        if saved_cfg.model != cfg.model or saved_cfg.data != cfg.data or saved_cfg.domain != cfg.domain:
+            raise ConfigError(f"--resume: the model/data/domain settings differ from the run in {run_dir}; resume with its config")
+        synth, data = saved.get("synth"), saved.get("data")
+    elif has_checkpoint(ckpt_dir):
+        raise InputError(f"{run_dir} already holds a training run; use --resume or another --out")
+    atomic_write_text(run_dir / "config.json", json.dumps({"config": config_to_dict(cfg), "synth": synth, "data": str(data) if data else None}, indent=2) + "\n")
+
+    torch.manual_seed(tc.seed)
+    np.random.seed(tc.seed % (2**32))
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
+    cache = Path(cache_dir) if cache_dir else run_dir / "cache"
+    train_files, val_files, provenance = prepare_data(cfg, cache, synth=synth, data=data, seed=tc.seed, workers=max(tc.num_workers, 1))
+    dataset = CropDataset(train_files, cfg, seed=tc.seed)
+    val = load_val(val_files)
+
+    model = SRPSADetector(cfg).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    steps_per_epoch = len(dataset) // tc.batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(f"data.samples_per_epoch ({len(dataset)}) must be at least train.batch_size ({tc.batch_size})")
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_score": -1e9, "history": []}
+    if resume:
+        state = load_checkpoint(ckpt_dir, model, opt)
+        log.info("resumed from step %d (epoch %d, batch %d)", state["step"], state["epoch"], state["batch_in_epoch"])
+
+    def checkpoint() -> None:
+        save_checkpoint(ckpt_dir, model, opt, {**state, "config": config_to_dict(cfg)})
+
+    # One DataLoader for the whole run, its workers forked now and kept (persistent): forking again after
+    # validation has started OpenCV's or torch's thread pools can deadlock the new workers.
+    sampler = EpochSampler(steps_per_epoch * tc.batch_size)
+    loader = DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers, drop_last=True,
+                        pin_memory=dev.type == "cuda", persistent_workers=tc.num_workers > 0, worker_init_fn=worker_init)
+    t_start = time.time()
+    model.train()
+    while state["epoch"] < tc.epochs:
+        epoch = state["epoch"]
+        sampler.set_epoch(epoch, start=state["batch_in_epoch"] * tc.batch_size)
+        run = {"loss": 0.0, "x": 0.0, "y": 0.0, "r": 0.0, "p": 0.0}
+        n = 0
+        bar = _progress(loader, len(sampler) // tc.batch_size, f"epoch {epoch + 1}/{tc.epochs}", progress)
+        for x, t in bar:
+            x = x.to(dev, non_blocking=True)
+            t = t.to(dev, non_blocking=True)
+            loss, parts = detection_loss(model(x), t, cfg.loss)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            state["step"] += 1
+            state["batch_in_epoch"] += 1
+            n += 1
+            run["loss"] += float(loss.detach())
+            for k, v in parts.items():
+                run[k] += v
+            if progress and hasattr(bar, "set_postfix"):
+                bar.set_postfix({k: f"{v / n:.4f}" for k, v in run.items()})
+            if tc.checkpoint_every and state["step"] % tc.checkpoint_every == 0:
+                checkpoint()
+        state["epoch"] += 1
+        state["batch_in_epoch"] = 0
+        entry: dict[str, Any] = {"epoch": state["epoch"], "step": state["step"], "time_s": round(time.time() - t_start, 1),
+                                 **{f"train_{k}": v / max(n, 1) for k, v in run.items()}}
+        if state["epoch"] % tc.val_every == 0 or state["epoch"] == tc.epochs:
+            t_val = time.time()
+            thresholds, metrics = _validate(model, cfg, val, dev)
+            entry.update({"thresholds": thresholds, "val": metrics, "val_time_s": round(time.time() - t_val, 1)})
+            score = selection_score(metrics)
+            entry["score"] = score
+            log.info("epoch %d: loss %.4f  val F1 %.3f  radius err raw %.3f refined %.3f", state["epoch"], entry["train_loss"],
+                     metrics["raw"]["f1"], metrics["raw"]["radius_err"], metrics["refined"]["radius_err"])
+            if score > state["best_score"]:
+                state["best_score"] = score
+                save_weights(run_dir / "best", model, cfg, thresholds=thresholds, metrics=metrics)
+        state["history"].append(entry)
+        atomic_write_text(run_dir / "history.json", json.dumps(json_safe(state["history"]), indent=2, allow_nan=False) + "\n")
+        checkpoint()
+
+    provenance.update({"seed": tc.seed, "epochs": tc.epochs, "steps": state["step"], "device": str(dev), "train_time_s": round(time.time() - t_start, 1)})
+    metrics = finalize(run_dir / "best", run_dir / "weights", val, provenance=provenance, device=str(dev))
+    return TrainResult(run_dir=run_dir, weights_dir=run_dir / "weights", steps=state["step"], metrics=metrics)
+
+
+def finalize(best_dir: Path, out_dir: Path, val: list[ValImage], *, provenance: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
+    """Tune thresholds and refinement on ``val`` for the weights in ``best_dir``; export to ``out_dir``."""
+    model, cfg, _ = load_weights(best_dir)
+    det = Detector(model, cfg, device=device)
+    cands = collect_candidates(det, val)
+    thresholds, _ = tune_thresholds(det, val, cands)
+    det.p_thresh, det.nms_thresh = thresholds["p_thresh"], thresholds["nms_thresh"]
+    uncal = evaluate(det, val, cands)
+    refine_choice, refine_report = calibrate_refinement(det, val, cands)
+    if refine_choice:
+        cfg = dataclasses.replace(cfg, refine=dataclasses.replace(cfg.refine, **refine_choice))
+        det.cfg = cfg
+    final = evaluate(det, val, cands)
+    metrics = {"val_images": len(val), "val_particles": int(sum(len(v.circles) for v in val)), "raw": final["raw"],
+               "refined_default": uncal["refined"], "refined": final["refined"], "refine_calibration": refine_report}
+    save_weights(out_dir, model.cpu(), cfg, thresholds=thresholds, metrics=metrics, provenance=provenance)
+    log.info("exported %s: F1 %.3f, radius error %.3f (network) -> %.3f (refined, %s)", out_dir, final["raw"]["f1"],
+             final["raw"]["radius_err"], final["refined"]["radius_err"], cfg.refine.edge)
+    return metrics
