@@ -44,12 +44,18 @@ def _root(
     )
 
 
+_registered = False
+
+
 def _register() -> None:
-    # Imported here so that `srpsa --help` stays importable even while a command module is broken,
-    # and registration order is the pipeline order.
+    # Imported lazily so that `import srpsa.cli` stays cheap; registration order is the pipeline order.
+    global _registered
+    if _registered:
+        return
     from srpsa.cli import commands
 
     commands.register(app)
+    _registered = True
 
 
 def main(argv: list[str] | None = None) -> int:

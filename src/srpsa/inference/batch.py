@@ -101,7 +101,11 @@ def run_batch(
             by_path[str(image)] = {"path": str(image), "status": "skipped", "error": "", "summary": summary}
         else:
             jobs.append((image, out))
-    total, done = len(images), len(by_path)
+    total, done = len(images), 0
+    for result in list(by_path.values()):
+        done += 1
+        if progress:
+            progress(done, total, result)
     stream = _run_dask(jobs, settings, scheduler, workers) if scheduler else _run_local(jobs, settings, workers)
     for result in stream:
         by_path[result["path"]] = result
