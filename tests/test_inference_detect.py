@@ -27,12 +27,15 @@ def _one_thread():
 def render_discs(shape, circles, *, fg=0.8, bg=0.2, blur=1.0, noise=0.0, seed=0, ss=4):
     """Anti-aliased discs (supersampled ``ss`` times), Gaussian blur, Gaussian noise."""
     h, w = shape
-    yy, xx = np.mgrid[0 : h * ss, 0 : w * ss]
-    xx = (xx + 0.5) / ss - 0.5
-    yy = (yy + 0.5) / ss - 0.5
     mask = np.zeros((h * ss, w * ss), np.float32)
-    for x, y, r in circles:
-        mask[(xx - x) ** 2 + (yy - y) ** 2 <= r * r] = 1.0
+    for x, y, r in circles:  # each disc only within its bounding box (supersampled pixel centres)
+        x0, x1 = max(int((x - r - 1) * ss), 0), min(int((x + r + 2) * ss), w * ss)
+        y0, y1 = max(int((y - r - 1) * ss), 0), min(int((y + r + 2) * ss), h * ss)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        inside = ((xx + 0.5) / ss - 0.5 - x) ** 2 + ((yy + 0.5) / ss - 0.5 - y) ** 2 <= r * r
+        mask[y0:y1, x0:x1][inside] = 1.0
     img = bg + (fg - bg) * cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA)
     if blur > 0:
         img = cv2.GaussianBlur(img, (0, 0), blur)
@@ -111,6 +114,20 @@ def test_two_scales_each_answer_for_their_band_and_merge():
     np.testing.assert_allclose(np.sort(cands.circles[cands.scale_index == 1, 2]), [48.0, 48.0], atol=1e-4)
     got, _ = det.merge(cands)
     assert len(got) == 4
+
+
+def test_pyramid_grows_when_detections_sit_below_the_band():
+    shape = (128, 128)
+    rng = np.random.default_rng(0)
+    circles = np.column_stack([rng.uniform(8, 120, 12), rng.uniform(8, 120, 12), np.full(12, 6.0)])
+    circles = circles[np.unique(np.floor((circles[:, :2] + 0.5) / 4).astype(int), axis=0, return_index=True)[1]]
+    cfg = DetectorConfig()
+    cfg.inference.auto_scale = False  # start from the configured scale only
+    cfg.inference.scales = (0.25,)  # r = 6 px -> 0.375 cells: far below the band
+    det = oracle_detector(circles, shape, cfg)
+    got, _ = det.detect(np.zeros(shape, np.float32), refine=False)
+    assert det.last_info["scales"] == [1.0, 0.5, 0.25]
+    np.testing.assert_allclose(np.sort(got[:, 2]), np.full(len(circles), 6.0), atol=1e-4)
 
 
 def test_tiled_maps_equal_whole_image_maps():

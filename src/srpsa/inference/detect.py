@@ -139,41 +139,80 @@ class Detector:
                            margin=min(margin, min(overlap) // 2 - 1))
         return np.moveaxis(maps, -1, 0)
 
-    def candidates(self, image: np.ndarray, scales: list[float]) -> Candidates:
-        """Detections of every scale above ``inference.candidate_floor``, in full-resolution pixels."""
+    def candidates(self, image: np.ndarray, scales: list[float], cache: dict[float, tuple] | None = None) -> Candidates:
+        """Detections of every scale above ``inference.candidate_floor``, in full-resolution pixels.
+
+        ``cache`` (scale -> raw detections) lets a caller add scales without recomputing the others.
+        """
         inf = self.cfg.inference
         img = _as_gray(image)
-        stats = image_stats(img)
-        h, w = img.shape
+        cache = {} if cache is None else cache
+        stats = None
         scales = sorted(scales, reverse=True)
         all_c, all_s, all_i = [], [], []
         for k, s in enumerate(scales):
-            sh, sw = max(1, round(h * s)), max(1, round(w * s))
-            if min(sh, sw) < 2 * STRIDE:
-                continue  # nothing detectable at a few pixels
-            interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-            scaled = cv2.resize(img, (sw, sh), interpolation=interp) if (sh, sw) != (h, w) else img
-            maps = self.predict_maps(scaled, stats)
-            circ, score = decode_maps(maps, max_radius=self.model.cfg.max_radius, p_thresh=inf.candidate_floor)
-            r_cells = circ[:, 2] / STRIDE
+            if s not in cache:
+                stats = stats or image_stats(img)
+                cache[s] = self._scale_detections(img, s, stats)
+            full, score, r_cells = cache[s]
             lo, hi = inf.valid_band
-            keep = np.ones(len(circ), bool)
+            keep = np.ones(len(full), bool)
             if len(scales) > 1:
                 # The largest scale also answers for anything smaller, the smallest for anything larger.
                 if k > 0:
                     keep &= r_cells >= lo
                 if k < len(scales) - 1:
                     keep &= r_cells <= hi
-            keep &= (circ[:, 0] < sw - 0.5) & (circ[:, 1] < sh - 0.5)  # centres in the padding
-            circ, score = circ[keep], score[keep]
-            sx, sy = sw / w, sh / h
-            full = np.column_stack([(circ[:, 0] + 0.5) / sx - 0.5, (circ[:, 1] + 0.5) / sy - 0.5, circ[:, 2] / np.sqrt(sx * sy)])
-            all_c.append(full)
-            all_s.append(score)
-            all_i.append(np.full(len(full), k))
-        if not all_c:
-            return Candidates(np.zeros((0, 3)), np.zeros(0), np.zeros(0, np.int64), scales)
+            all_c.append(full[keep])
+            all_s.append(score[keep])
+            all_i.append(np.full(int(keep.sum()), k))
         return Candidates(np.concatenate(all_c), np.concatenate(all_s), np.concatenate(all_i), scales)
+
+    def _scale_detections(self, img: np.ndarray, s: float, stats: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One scale: (circles in full-resolution px, scores, radius in output cells at that scale)."""
+        h, w = img.shape
+        sh, sw = max(1, round(h * s)), max(1, round(w * s))
+        if min(sh, sw) < 2 * STRIDE:  # nothing detectable at a few pixels
+            return np.zeros((0, 3)), np.zeros(0), np.zeros(0)
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        scaled = cv2.resize(img, (sw, sh), interpolation=interp) if (sh, sw) != (h, w) else img
+        maps = self.predict_maps(scaled, stats)
+        circ, score = decode_maps(maps, max_radius=self.model.cfg.max_radius, p_thresh=self.cfg.inference.candidate_floor)
+        inside = (circ[:, 0] < sw - 0.5) & (circ[:, 1] < sh - 0.5)  # not a centre in the padding
+        circ, score = circ[inside], score[inside]
+        sx, sy = sw / w, sh / h
+        full = np.column_stack([(circ[:, 0] + 0.5) / sx - 0.5, (circ[:, 1] + 0.5) / sy - 0.5, circ[:, 2] / np.sqrt(sx * sy)])
+        return full, score, circ[:, 2] / STRIDE
+
+    def _extend_pyramid(self, img: np.ndarray, cands: Candidates, p_thresh: float, cache: dict, max_rounds: int = 2) -> Candidates:
+        """Add scales beyond the automatic ones while the detections say the sizes continue there.
+
+        If at least ``inference.extend_fraction`` of the confident detections at the largest scale sit
+        below the target band (smaller particles may be missed), the scale ``step`` times larger is added
+        (up to ``max_scale``); likewise at the smallest scale for detections above the band. The size
+        estimate is only a starting point: particles with inner structure or clusters can mislead it.
+        """
+        inf = self.cfg.inference
+        lo, hi = inf.target_band
+        for _ in range(max_rounds):
+            scales = sorted(cands.scales, reverse=True)
+            conf = cands.scores > p_thresh
+            n_conf = int(conf.sum())
+            if n_conf == 0:
+                break
+            cells = cands.circles[:, 2] * np.asarray(cands.scales)[cands.scale_index] / STRIDE
+            top = conf & (cands.scale_index == 0)
+            bottom = conf & (cands.scale_index == len(scales) - 1)
+            extra = []
+            if (top & (cells < lo)).sum() >= max(5, inf.extend_fraction * n_conf) and scales[0] * inf.scale_step <= inf.max_scale + 1e-9:
+                extra.append(scales[0] * inf.scale_step)
+            if (bottom & (cells > hi)).sum() >= max(5, inf.extend_fraction * n_conf) and scales[-1] / inf.scale_step >= inf.min_scale - 1e-9:
+                extra.append(scales[-1] / inf.scale_step)
+            if not extra:
+                break
+            cands = self.candidates(img, scales + extra, cache)
+            self.last_info.setdefault("scales_added", []).extend(extra)
+        return cands
 
     def merge(self, cands: Candidates, p_thresh: float | None = None, nms_thresh: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Threshold and merge candidates of all scales with circle NMS."""
@@ -218,8 +257,11 @@ class Detector:
         """
         img = _as_gray(image)
         use = self.resolve_scales(img, scales, diameter_range)
-        self.last_info["scales"] = use
-        cands = self.candidates(img, use)
+        cache: dict[float, tuple] = {}
+        cands = self.candidates(img, use, cache)
+        if self.last_info.get("scales_from") in ("estimate", "config") and self.cfg.inference.adaptive_scales:
+            cands = self._extend_pyramid(img, cands, self.p_thresh if p_thresh is None else p_thresh, cache)
+        self.last_info["scales"] = list(cands.scales)
         circles, scores = self.merge(cands, p_thresh, nms_thresh)
         if refine and self.cfg.refine.enabled and len(circles):
             circles, ok = refine_circles(img, circles, self.cfg.refine)

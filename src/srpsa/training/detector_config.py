@@ -125,6 +125,10 @@ class InferenceConfig:
     scale_step: float = 2.0  # ratio between consecutive pyramid scales
     min_scale: float = 1.0 / 64.0
     max_scale: float = 2.0
+    # Automatic scales only: add a larger (smaller) scale when this fraction of the confident
+    # detections at the largest (smallest) scale lies below (above) target_band.
+    adaptive_scales: bool = True
+    extend_fraction: float = 0.1
     auto_range_factor: float = 2.0  # estimated diameters d_a <= d_b -> range (d_a / f, d_b * f)
     p_thresh: float = 0.5
     nms_thresh: float = 0.6  # suppress if centre distance < nms_thresh * max(r_a, r_b)
