@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srpsa.config import dataclass_from_dict
 from srpsa.errors import ConfigError
 
 # Output stride of the network: two 2x2 max-pools (paper 3.4: "the input image is downscaled by 4").
@@ -216,68 +215,9 @@ class DetectorConfig:
         return self
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` (str form resolved), converting lists to tuples."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table, got {type(value).__name__}")
-        return _from_dict(tp, value, where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {type(value).__name__}")
-        args = typing.get_args(tp)
-        elem_types = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
-        if len(elem_types) != len(value):
-            raise ConfigError(f"{where} must have {len(elem_types)} entries, got {len(value)}")
-        return tuple(_coerce(v, t, f"{where}[{i}]") for i, (v, t) in enumerate(zip(value, elem_types)))
-    if origin in (typing.Union, types.UnionType):
-        for t in typing.get_args(tp):
-            try:
-                return _coerce(value, t, where)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where}: value {value!r} has the wrong type")
-    if tp is type(None):
-        if value is not None:
-            raise ConfigError(f"{where} must be empty")
-        return None
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
-        return value
-    return value
-
-
-def _from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise ConfigError(f"unknown config key {prefix}{unknown[0]} (known: {', '.join(sorted(known))})")
-    base = cls()
-    kwargs = {}
-    for key, value in data.items():
-        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}" if where else key)
-    return dataclasses.replace(base, **kwargs)
-
-
 def config_from_dict(data: dict[str, Any]) -> DetectorConfig:
     """Build a validated :class:`DetectorConfig` from nested dicts (missing keys keep their defaults)."""
-    return _from_dict(DetectorConfig, data).validate()
+    return dataclass_from_dict(DetectorConfig, data).validate()
 
 
 def config_to_dict(cfg: DetectorConfig) -> dict[str, Any]:

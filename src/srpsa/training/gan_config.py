@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srpsa.config import dataclass_from_dict
 from srpsa.errors import ConfigError
 
 __all__ = [
@@ -220,42 +220,6 @@ def ttur_learning_rates(ttur: TTURConfig, step: int, total_steps: int) -> tuple[
 
 
 # ------------------------------------------------------------------------------------------ loading
-def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and ill-typed values."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(names)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        typ = hints[name]
-        key = f"{where}.{name}" if where else name
-        if dataclasses.is_dataclass(typ):
-            kwargs[name] = _from_dict(typ, value, key)  # type: ignore[arg-type]
-        elif typ is bool:
-            if not isinstance(value, bool):
-                raise ConfigError(f"{key}: expected true/false, got {value!r}")
-            kwargs[name] = value
-        elif typ is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{key}: expected an integer, got {value!r}")
-            kwargs[name] = value
-        elif typ is float:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"{key}: expected a number, got {value!r}")
-            kwargs[name] = float(value)
-        elif typ is str:
-            if not isinstance(value, str):
-                raise ConfigError(f"{key}: expected a string, got {value!r}")
-            kwargs[name] = value
-        else:  # pragma: no cover - only reached if a field of a new type is added
-            raise ConfigError(f"{key}: unsupported field type {typ}")
-    return cls(**kwargs)
-
-
 def _merge_defaults(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """Nested tables of the task's top-level config default to the task's own defaults (e.g. TTUR rates)."""
     defaults = cls()
@@ -263,7 +227,7 @@ def _merge_defaults(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     for f in dataclasses.fields(cls):
         sub = merged.get(f.name)
         if isinstance(sub, dict) and dataclasses.is_dataclass(getattr(defaults, f.name)):
-            # unknown keys survive the merge and are reported by _from_dict
+            # unknown keys survive the merge and are reported by dataclass_from_dict
             merged[f.name] = {**dataclasses.asdict(getattr(defaults, f.name)), **sub}
     return merged
 
@@ -337,7 +301,7 @@ def load_gan_config(path: str | Path) -> GANConfig:
         raise ConfigError(f"{path}: 'task' must be \"translate\" or \"superres\", got {task!r}")
     cls = classes[task]
     try:
-        cfg = _from_dict(cls, _merge_defaults(cls, data), "")
+        cfg = dataclass_from_dict(cls, _merge_defaults(cls, data), "")
         _validate(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
