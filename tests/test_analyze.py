@@ -57,7 +57,8 @@ def test_outputs_and_columns(om_images, tmp_path, capsys):
         assert summary["count"] == len(table)
         assert summary["count_used"] == int((table["edge"] == 0).sum())
         q0 = summary["statistics"]["Q0"]
-        assert q0["mean"] == pytest.approx(table.loc[table.edge == 0, "d_um"].mean(), rel=1e-6)
+        # particles.csv holds 4 decimals, so the means agree to the rounding (<= 5e-5)
+        assert q0["mean"] == pytest.approx(table.loc[table.edge == 0, "d_um"].mean(), abs=1e-4)
         assert set(q0["ci"]) >= {"mean", "d10", "d50", "d90"}
         assert summary["models"]["detector-om"]["sha256"]
         assert set(summary["seconds"]) >= {"load", "detect", "statistics", "write", "total"}
