@@ -100,7 +100,7 @@ def timed(fn, images):
     return preds, time.perf_counter() - t0
 
 
-def run(n: int, size: tuple[int, int], tune_budget: float) -> list[dict]:
+def run(n: int, size: tuple[int, int], tune_budget: float, peers: bool = True) -> list[dict]:
     rows = []
     detectors = {"sem": Detector.load(model_dir(DETECTOR_SEM)), "om": Detector.load(model_dir(DETECTOR_OM))}
     for name in PRESETS:
@@ -115,6 +115,11 @@ def run(n: int, size: tuple[int, int], tune_budget: float) -> list[dict]:
             results.append(score("srpsa detector", preds, gts, size, s, mp))
             preds, s = timed(lambda im: det.detect(im, refine=False)[0], images)
             results.append(score("srpsa detector, no refinement", preds, gts, size, s, mp))
+            if not peers:
+                for r in results:
+                    r.update(preset=name, domain=domain, n_images=n, n_gt=int(sum(len(g) for g in gts)))
+                rows.extend(results)
+                continue
             hp, _ = tune_hough([t[0] for t in tune], [t[1] for t in tune], time_budget_s=tune_budget)
             preds, s = timed(lambda im: hough_detect(im, hp)[0], images)
             results.append(score("Hough (tuned in-domain)", preds, gts, size, s, mp))
@@ -146,9 +151,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, nargs=2, default=(768, 1024), metavar=("H", "W"))
     ap.add_argument("--tune-budget", type=float, default=90.0, help="seconds per baseline grid search")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/detection.json"))
+    ap.add_argument("--srpsa-only", action="store_true", help="re-run only srpsa's rows, keeping the peers' rows of --out (same test images)")
     args = ap.parse_args()
     t0 = time.time()
-    rows = run(args.n, tuple(args.size), args.tune_budget)
+    rows = run(args.n, tuple(args.size), args.tune_budget, peers=not args.srpsa_only)
+    if args.srpsa_only and args.out.is_file():
+        old = [r for r in json.loads(args.out.read_text())["rows"] if not r["method"].startswith("srpsa")]
+        rows = sorted(rows + old, key=lambda r: (PRESETS.index(r["preset"]), r["domain"] != "sem", not r["method"].startswith("srpsa")))
     meta = {"machine": f"{platform.machine()} {platform.processor()} cores={__import__('os').cpu_count()}", "date": time.strftime("%Y-%m-%d"), "seconds": time.time() - t0, "args": {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(to_markdown(rows))
