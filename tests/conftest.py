@@ -28,3 +28,14 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"shared real data not found at {REAL_DATA}")
     return REAL_DATA
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny tensors: thread start-up and contention on a shared 2-core machine cost more than they save."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -17,13 +17,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "detector"
 TINY = ModelConfig(channels=(4, 4, 8, 8, 8))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: thread start-up and contention on a shared machine cost more than they save.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_output_shape_and_ranges():

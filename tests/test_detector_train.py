@@ -17,12 +17,7 @@ from srpsa.training.detector_data import CropDataset, Sample, build_cache, folde
 from srpsa.training.detector_train import train_detector
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _discs(shape, circles, fg=0.85, bg=0.15):

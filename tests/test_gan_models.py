@@ -53,13 +53,7 @@ def _tiny(cfg: TranslateConfig | SuperResConfig) -> TranslateConfig | SuperResCo
     return dataclasses.replace(cfg, generator=g, discriminator=d)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convs run ~50x slower with two OpenMP threads on a loaded 2-core machine (barrier spinning)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 # ------------------------------------------------------------------------------------------ configs
 def test_config_files_cover_the_ablation() -> None:

@@ -16,12 +16,7 @@ from srpsa.training.checkpoint import load_weights, save_weights
 from srpsa.training.detector_config import STRIDE, DetectorConfig, InferenceConfig, ModelConfig, RefineConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def render_discs(shape, circles, *, fg=0.8, bg=0.2, blur=1.0, noise=0.0, seed=0, ss=4):

@@ -23,13 +23,7 @@ from srpsa.losses import (
 from srpsa.models.vgg import VGG19Features, build_vgg19_features, random_init_vgg19, vgg19_layer_names
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convs run ~50x slower with two OpenMP threads on a loaded 2-core machine (barrier spinning)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 def _bce(z: float, t: float) -> float:
     """Binary cross-entropy of logit ``z`` against target ``t``, written out."""
