@@ -232,3 +232,19 @@ def test_refinement_is_vectorised_over_touching_particles():
     # Bias calibration: a known inward offset of 0.5 px is recovered.
     bias = calibrate_bias(circles[:, 2] - 0.5, circles[:, 2], terms=("px",))
     assert bias["bias_px"] == pytest.approx(0.5)
+
+
+def test_suppress_clusters_drops_cluster_circle_keeps_satellite_particle():
+    from srpsa.inference.nms import suppress_clusters
+
+    # A big circle answering a cluster of four touching small particles: dropped.
+    cluster = np.array([[50, 50, 20.0], [42, 42, 8], [58, 42, 8], [42, 58, 8], [58, 58, 8]])
+    out, sc = suppress_clusters(cluster, np.ones(5), 0.5)
+    assert len(out) == 4 and not np.any(out[:, 2] == 20.0) and len(sc) == 4
+    # A big particle with two small satellites near its rim: kept (they cover ~2 % of it).
+    satellites = np.array([[50, 50, 30.0], [75, 50, 3], [50, 77, 3]])
+    out, _ = suppress_clusters(satellites, np.ones(3), 0.5)
+    assert len(out) == 3
+    # Disabled.
+    out, _ = suppress_clusters(cluster, np.ones(5), 0.0)
+    assert len(out) == 5

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from srpsa.errors import InputError
-from srpsa.inference.nms import circle_nms
+from srpsa.inference.nms import circle_nms, suppress_clusters
 from srpsa.inference.refine import refine_circles
 from srpsa.inference.scale import choose_scales, estimate_diameter_range
 from srpsa.inference.tiling import apply_tiled
@@ -219,7 +219,8 @@ class Detector:
         p_t = self.p_thresh if p_thresh is None else p_thresh
         n_t = self.nms_thresh if nms_thresh is None else nms_thresh
         keep = cands.scores > p_t
-        return circle_nms(cands.circles[keep], cands.scores[keep], n_t, merge=self.cfg.inference.merge)
+        circles, scores = circle_nms(cands.circles[keep], cands.scores[keep], n_t, merge=self.cfg.inference.merge)
+        return suppress_clusters(circles, scores, self.cfg.inference.cluster_cover)
 
     # -- the public call --------------------------------------------------------------------------
     def detect(

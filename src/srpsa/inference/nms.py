@@ -82,3 +82,26 @@ def circle_nms(
     else:
         out = c[kept]
     return out, s[kept]
+
+
+def suppress_clusters(circles: np.ndarray, scores: np.ndarray, cover: float) -> tuple[np.ndarray, np.ndarray]:
+    """Drop circles that are mostly filled by other, smaller detections: a cluster seen as one particle.
+
+    A coarse pyramid scale can answer a tight cluster of small particles with one big circle, while the
+    finer scales find the particles themselves; NMS keeps both because their centres are far apart
+    relative to the small radii. A circle is removed when at least two smaller detections (radius below
+    0.85 of it) have their centres inside it and their discs cover more than ``cover`` of its area. A
+    real large particle with a few satellites on its rim stays: satellites cover a small fraction.
+    ``cover <= 0`` disables the rule.
+    """
+    circles = np.asarray(circles, dtype=np.float64).reshape(-1, 3)
+    if cover <= 0 or len(circles) < 3:
+        return circles, scores
+    tree = cKDTree(circles[:, :2])
+    keep = np.ones(len(circles), bool)
+    for i in np.argsort(-circles[:, 2]):
+        r = circles[i, 2]
+        inside = [j for j in tree.query_ball_point(circles[i, :2], r) if j != i and keep[j] and circles[j, 2] < 0.85 * r]
+        if len(inside) >= 2 and np.sum(circles[inside, 2] ** 2) > cover * r * r:
+            keep[i] = False
+    return circles[keep], np.asarray(scores)[keep]

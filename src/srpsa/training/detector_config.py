@@ -131,6 +131,9 @@ class InferenceConfig:
     auto_range_factor: float = 2.0  # estimated diameters d_a <= d_b -> range (d_a / f, d_b * f)
     p_thresh: float = 0.5
     nms_thresh: float = 0.6  # suppress if centre distance < nms_thresh * max(r_a, r_b)
+    # Drop a circle whose area is more than this fraction covered by >= 2 smaller detections centred
+    # inside it: a cluster answered as one particle by a coarse scale (0 disables; see nms.suppress_clusters).
+    cluster_cover: float = 0.5
     merge: str = "nms"  # "nms" (keep the best) or "weighted" (score-weighted mean of each cluster)
     candidate_floor: float = 0.05  # p floor for candidates kept before thresholding (threshold tuning)
     tile: int = 1024  # tile size at the network input, px
