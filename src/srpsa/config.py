@@ -5,8 +5,10 @@ ill-typed values with a :class:`ConfigError` that names the key."""
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from srpsa.errors import ConfigError
@@ -72,3 +74,16 @@ def dataclass_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any
     for key, value in data.items():
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}" if where else key)
     return dataclasses.replace(base, **kwargs)
+
+
+def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """Parse a TOML file; a missing, unreadable or malformed file is a one-line :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} file {path} is not valid TOML: {exc}") from None

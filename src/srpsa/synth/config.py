@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from srpsa.config import read_toml
 from srpsa.errors import ConfigError
 
 # A value, or a [lo, hi] range drawn per image.
@@ -537,14 +537,7 @@ def load_synth_config(path: str | Path, base: str | None = None) -> SynthConfig:
     Raises ConfigError for an unreadable file, an unknown preset, section or key, or an ill-typed value.
     """
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"synth config {p} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read synth config {p}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"synth config {p} is not valid TOML: {exc}") from None
+    data = read_toml(p, "synth config")
     named = data.pop("preset", None)
     if named is not None and not isinstance(named, str):
         raise ConfigError(f"{p}: preset must be a string")

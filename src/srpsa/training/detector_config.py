@@ -17,12 +17,11 @@ section or key, or a value of the wrong type, raises :class:`~srpsa.errors.Confi
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srpsa.config import dataclass_from_dict
+from srpsa.config import dataclass_from_dict, read_toml
 from srpsa.errors import ConfigError
 
 # Output stride of the network: two 2x2 max-pools (paper 3.4: "the input image is downscaled by 4").
@@ -241,13 +240,7 @@ def load_config(path: str | Path | None) -> DetectorConfig:
     if path is None:
         return DetectorConfig().validate()
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    data = read_toml(path, "detector config")
     try:
         return config_from_dict(data)
     except ConfigError as exc:

@@ -19,12 +19,11 @@ Where the paper gives no value the comment says so and names the source of the d
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srpsa.config import dataclass_from_dict
+from srpsa.config import dataclass_from_dict, read_toml
 from srpsa.errors import ConfigError
 
 __all__ = [
@@ -289,12 +288,7 @@ def load_gan_config(path: str | Path) -> GANConfig:
     unreadable file, an unknown key, a wrongly typed or out-of-range value.
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    data = read_toml(path, "GAN config")
     task = data.get("task")
     classes: dict[str, type] = {"translate": TranslateConfig, "superres": SuperResConfig}
     if task not in classes:
