@@ -117,8 +117,15 @@ def test_missing_input_is_exit_2(tmp_path, capsys):
 
 
 def test_full_pipeline_without_gan_weights_is_a_clear_error(om_images, tmp_path, capsys):
+    import shutil
+
+    from srpsa.inference.weights import PACKAGE_WEIGHTS
+
     _, paths, _ = om_images
-    code, _, err = _run([str(paths[0]), "--out", str(tmp_path / "o"), "--pipeline", "full"], capsys)
+    root = tmp_path / "weights"  # a weights folder with the detectors but no GAN models
+    for name in ("detector-sem", "detector-om"):
+        shutil.copytree(PACKAGE_WEIGHTS / name, root / name)
+    code, _, err = _run([str(paths[0]), "--out", str(tmp_path / "o"), "--pipeline", "full", "--weights", str(root)], capsys)
     assert code == 1  # reported per image; the batch finishes
     errors = pd.read_csv(tmp_path / "o" / "errors.csv")
     assert "translate" in errors.loc[0, "error"]
@@ -164,3 +171,13 @@ def test_dask_local_cluster_matches_local_run(om_images, tmp_path, capsys):
         a = (local / path.stem / "particles.csv").read_text()
         b = (dask / path.stem / "particles.csv").read_text()
         assert a == b
+
+
+def test_report_flag_writes_html_report(om_images, tmp_path, capsys):
+    _, paths, _ = om_images
+    out = tmp_path / "out"
+    code, stdout, err = _run([str(paths[0]), "--out", str(out), "--bootstrap", "0", "--report"], capsys)
+    assert code == 0, err
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert f"report: {out / 'report.html'}" in stdout
+    assert "img0" in html and "data:image/png;base64," in html

@@ -18,6 +18,7 @@ def command(
     pipeline: str = typer.Option(
         "detect-only", "--pipeline", help="For OM input: detect-only (OM-trained detector, no SR) or full (OM -> translate -> super-resolve -> detect)."
     ),
+    flow: str = typer.Option("adaptive", "--flow", help="Full pipeline: adaptive (GAN working scales follow the particle size) or paper (1024 -> 512 -> 128 -> 512)."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: $SRPSA_WEIGHTS_DIR or the shipped weights)."),
     diameter_range: tuple[float, float] | None = typer.Option(
         None, "--diameter-range", help="Expected particle diameters MIN MAX (skips the automatic size estimate)."
@@ -30,6 +31,7 @@ def command(
     workers: int = typer.Option(0, "--workers", min=0, help="Local worker processes (0: one per CPU core, at most one per image)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler ADDRESS, or 'local' to start a LocalCluster."),
     seed: int = typer.Option(0, "--seed", help="Seed for the bootstrap."),
+    report: bool = typer.Option(False, "--report", help="Also write OUT/report.html, a self-contained report of the run (same as `srpsa report OUT`)."),
 ) -> None:
     """Detect particles, size them and write particles.csv, summary.json, overlay.png, psd.png per image.
 
@@ -52,6 +54,7 @@ def command(
         refine=not no_refine,
         bootstrap=bootstrap,
         seed=seed,
+        enhance_flow=flow,
     )
     images = iter_image_files(list(inputs))
     if not images:
@@ -77,6 +80,14 @@ def command(
         result = run_batch(images, out, settings, workers=n_workers, scheduler=scheduler, force=force, progress=progress)
 
     typer.echo(f"results: {out / 'summary.csv'}")
+    if report and len(result.failed) < len(images):
+        from srpsa.errors import SrpsaError
+        from srpsa.report.html import write_report
+
+        try:
+            typer.echo(f"report: {write_report(out)}")
+        except SrpsaError as exc:  # the analysis itself succeeded: report the problem, keep its exit status
+            typer.echo(f"srpsa: report not written: {exc}", err=True)
     if result.failed:
         typer.echo(f"srpsa: {len(result.failed)} of {len(images)} input(s) failed, see {out / 'errors.csv'}", err=True)
         raise typer.Exit(1)
