@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from srpsa.inference.detect import Detector
-from srpsa.inference.refine import calibrate_bias, refine_circles
+from srpsa.inference.refine import apply_bias, calibrate_bias, refine_circles
 from srpsa.inference.scale import choose_scales, estimate_particle_diameter
 from srpsa.models.detector import SRPSADetector, encode_targets
 from srpsa.training.checkpoint import load_weights, save_weights
@@ -232,6 +232,27 @@ def test_refinement_is_vectorised_over_touching_particles():
     # Bias calibration: a known inward offset of 0.5 px is recovered.
     bias = calibrate_bias(circles[:, 2] - 0.5, circles[:, 2], terms=("px",))
     assert bias["bias_px"] == pytest.approx(0.5)
+
+
+def test_bias_calibration_follows_the_measured_edge_width():
+    """Edges that sit further inside the wider they are (SEM rims) are corrected per particle."""
+    rng = np.random.default_rng(3)
+    r_true = rng.uniform(5, 40, 400)
+    sigma = rng.uniform(0.3, 3.0, 400)
+    r_edge = r_true - 0.4 * sigma + 0.1 + rng.normal(0, 0.02, 400)
+    bias = calibrate_bias(r_edge, r_true, sigma=sigma, terms=("px", "sigma"))
+    assert bias["bias_sigma"] == pytest.approx(0.4, abs=0.01) and bias["bias_px"] == pytest.approx(-0.1, abs=0.01)
+    cfg = RefineConfig(**{k: v for k, v in bias.items()})
+    np.testing.assert_allclose(apply_bias(r_edge, cfg, sigma), r_true, atol=0.08)
+    # Without sigma the term is neither fitted nor applied.
+    assert calibrate_bias(r_edge, r_true, terms=("px", "sigma"))["bias_sigma"] == 0.0
+    # refine_circles reports the width it measured: larger for a blurrier image of the same discs.
+    circles = np.array([[50.0, 50.0, 15.0], [120.0, 60.0, 20.0]])
+    sharp = render_discs((140, 180), circles, blur=0.7, noise=0.0)
+    soft = render_discs((140, 180), circles, blur=2.5, noise=0.0)
+    s_sharp = refine_circles(sharp, circles, RefineConfig(), return_sigma=True)[2]
+    s_soft = refine_circles(soft, circles, RefineConfig(), return_sigma=True)[2]
+    assert np.all(s_soft > s_sharp + 1.0)
 
 
 def test_suppress_clusters_drops_cluster_circle_keeps_satellite_particle():

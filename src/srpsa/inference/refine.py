@@ -26,9 +26,11 @@ the original image:
 4. correct the curvature bias of gradient edges: the steepest point of a Gaussian-blurred disc of
    radius ``r`` lies ``sigma^2 / (2 r)`` inside the edge, with ``sigma`` measured per particle from the
    width of its mean derivative peak (``curvature_correction``);
-5. apply the calibrated bias ``r <- r (1 + bias_rel) + bias_px + bias_inv / r`` (the edge
-   criterion's offset from the true edge, fitted on simulator images with known ground truth by
-   :func:`calibrate_bias`).
+5. apply the calibrated bias ``r <- r (1 + bias_rel) + bias_px + bias_inv / r + bias_sigma * sigma``
+   (the edge criterion's offset from the true edge, fitted on simulator images with known ground truth
+   by :func:`calibrate_bias`). The ``sigma`` term makes the correction follow each particle's measured
+   edge width: a wide SEM rim (large interaction volume, grazing-incidence roll-off) puts the steepest
+   point further inside the edge than a sharp one, and one constant offset cannot serve both.
 
 A circle whose refinement is not trustworthy (too few usable rays, a radius change beyond
 ``max_change`` or a centre shift beyond ``max_shift``, too small to measure) keeps the network's value; :func:`refine_circles` reports which.
@@ -52,7 +54,9 @@ def refine_circles(
     image: np.ndarray,
     circles: np.ndarray,
     cfg: RefineConfig | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    *,
+    return_sigma: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Refine circle centres and radii on ``image``.
 
     Parameters
@@ -70,6 +74,9 @@ def refine_circles(
         Refined circles (the input circle where refinement was rejected).
     ok : np.ndarray, bool, (N,)
         True where the refined value was accepted.
+    sigma : np.ndarray, float64, (N,)
+        Only with ``return_sigma``: the measured edge width (Gaussian sigma, px) of each particle
+        (0 where it was not measured), for :func:`calibrate_bias`.
 
     Examples
     --------
@@ -86,21 +93,29 @@ def refine_circles(
     circles = np.asarray(circles, np.float64).reshape(-1, 3)
     out = circles.copy()
     ok = np.zeros(len(circles), bool)
+    sigma = np.zeros(len(circles))
     todo = np.flatnonzero(circles[:, 2] >= cfg.min_radius_px)
     for start in range(0, len(todo), _CHUNK):
         idx = todo[start:start + _CHUNK]
-        out[idx], ok[idx] = _refine_chunk(img, circles[idx], cfg)
-    return out, ok
+        out[idx], ok[idx], sigma[idx] = _refine_chunk(img, circles[idx], cfg)
+    return (out, ok, sigma) if return_sigma else (out, ok)
 
 
-def apply_bias(r_edge: np.ndarray, cfg: RefineConfig) -> np.ndarray:
-    """Calibrated radius from the measured edge radius (see :class:`RefineConfig`)."""
+def apply_bias(r_edge: np.ndarray, cfg: RefineConfig, sigma: np.ndarray | None = None) -> np.ndarray:
+    """Calibrated radius from the measured edge radius and edge width ``sigma`` (px; see :class:`RefineConfig`)."""
     r_edge = np.asarray(r_edge, np.float64)
+    sig = np.zeros_like(r_edge) if sigma is None else np.asarray(sigma, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return r_edge * (1.0 + cfg.bias_rel) + cfg.bias_px + cfg.bias_inv / r_edge
+        return r_edge * (1.0 + cfg.bias_rel) + cfg.bias_px + cfg.bias_inv / r_edge + cfg.bias_sigma * sig
 
 
-def calibrate_bias(r_edge: np.ndarray, r_true: np.ndarray, *, terms: tuple[str, ...] = ("rel", "px", "inv")) -> dict[str, float]:
+def calibrate_bias(
+    r_edge: np.ndarray,
+    r_true: np.ndarray,
+    *,
+    sigma: np.ndarray | None = None,
+    terms: tuple[str, ...] = ("rel", "px", "inv", "sigma"),
+) -> dict[str, float]:
     """Least-squares fit of the bias terms from matched (measured edge radius, true radius) pairs.
 
     Parameters
@@ -109,13 +124,16 @@ def calibrate_bias(r_edge: np.ndarray, r_true: np.ndarray, *, terms: tuple[str, 
         Radii measured by refinement with zero bias.
     r_true : np.ndarray
         Ground-truth radii of the same particles.
-    terms : tuple of {"rel", "px", "inv"}
+    sigma : np.ndarray, optional
+        Measured edge width (px) of each particle (``refine_circles(..., return_sigma=True)``); without
+        it the ``sigma`` term is not fitted.
+    terms : tuple of {"rel", "px", "inv", "sigma"}
         Which terms to fit (the others are 0).
 
     Returns
     -------
     dict
-        ``{"bias_rel": ..., "bias_px": ..., "bias_inv": ...}`` for :class:`RefineConfig`.
+        ``{"bias_rel": ..., "bias_px": ..., "bias_inv": ..., "bias_sigma": ...}`` for :class:`RefineConfig`.
 
     Notes
     -----
@@ -124,10 +142,14 @@ def calibrate_bias(r_edge: np.ndarray, r_true: np.ndarray, *, terms: tuple[str, 
     """
     r_edge = np.asarray(r_edge, np.float64)
     r_true = np.asarray(r_true, np.float64)
-    ok = np.isfinite(r_edge) & np.isfinite(r_true) & (r_edge > 0)
-    r_edge, r_true = r_edge[ok], r_true[ok]
-    cols = {"rel": r_edge, "px": np.ones_like(r_edge), "inv": 1.0 / np.maximum(r_edge, 1e-6)}
-    out = {"bias_rel": 0.0, "bias_px": 0.0, "bias_inv": 0.0}
+    if sigma is None:
+        terms = tuple(t for t in terms if t != "sigma")
+        sigma = np.zeros_like(r_edge)
+    sigma = np.asarray(sigma, np.float64)
+    ok = np.isfinite(r_edge) & np.isfinite(r_true) & (r_edge > 0) & np.isfinite(sigma)
+    r_edge, r_true, sigma = r_edge[ok], r_true[ok], sigma[ok]
+    cols = {"rel": r_edge, "px": np.ones_like(r_edge), "inv": 1.0 / np.maximum(r_edge, 1e-6), "sigma": sigma}
+    out = {"bias_rel": 0.0, "bias_px": 0.0, "bias_inv": 0.0, "bias_sigma": 0.0}
     if len(r_edge) < 2 * len(terms):
         return out
     a = np.stack([cols[t] for t in terms], axis=1)
@@ -149,7 +171,7 @@ def calibrate_bias(r_edge: np.ndarray, r_true: np.ndarray, *, terms: tuple[str, 
     return out
 
 
-def _refine_chunk(img: np.ndarray, circles: np.ndarray, cfg: RefineConfig) -> tuple[np.ndarray, np.ndarray]:
+def _refine_chunk(img: np.ndarray, circles: np.ndarray, cfg: RefineConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cur = circles.copy()
     valid_frac = np.zeros(len(circles))
     sigma2 = np.zeros(len(circles))
@@ -169,7 +191,8 @@ def _refine_chunk(img: np.ndarray, circles: np.ndarray, cfg: RefineConfig) -> tu
         # Capped at 10 % of r: beyond it the edge is as wide as the particle and the estimate unreliable.
         with np.errstate(divide="ignore", invalid="ignore"):
             r_edge = r_edge + np.minimum(np.nan_to_num(sigma2 / (2.0 * r_edge), nan=0.0), 0.1 * r_edge)
-    r_new = apply_bias(r_edge, cfg)
+    sigma = np.sqrt(np.clip(np.nan_to_num(sigma2, nan=0.0), 0.0, None))
+    r_new = apply_bias(r_edge, cfg, sigma)
     shift = np.hypot(cur[:, 0] - circles[:, 0], cur[:, 1] - circles[:, 1])
     ok = (
         (valid_frac >= cfg.min_valid_fraction)
@@ -181,7 +204,7 @@ def _refine_chunk(img: np.ndarray, circles: np.ndarray, cfg: RefineConfig) -> tu
     result = circles.copy()
     result[ok, :2] = cur[ok, :2]
     result[ok, 2] = r_new[ok]
-    return result, ok
+    return result, ok, sigma
 
 
 def _edge_radii(img: np.ndarray, circles: np.ndarray, cfg: RefineConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

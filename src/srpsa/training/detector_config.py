@@ -158,6 +158,8 @@ class RefineConfig:
     bias_rel: float = 0.0
     bias_px: float = 0.0
     bias_inv: float = 0.0  # px^2
+    # ... + bias_sigma * sigma, sigma = the particle's measured edge width (px): wide rims need more.
+    bias_sigma: float = 0.0
     n_iter: int = 2  # sampling passes (each recentres the rays on the previous fit)
     min_edge_strength: float = 0.7  # a ray's edge must reach this fraction of the particle's 90th-percentile edge
     outlier_k: float = 2.5  # reject edge points farther than k * MAD from the fitted circle

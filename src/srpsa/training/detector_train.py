@@ -37,7 +37,7 @@ from srpsa.errors import ConfigError, InputError
 from srpsa.evaluation.matching import match_circles
 from srpsa.inference.detect import Candidates, Detector
 from srpsa.inference.nms import circle_nms
-from srpsa.inference.refine import calibrate_bias, refine_circles
+from srpsa.inference.refine import apply_bias, calibrate_bias, refine_circles
 from srpsa.io.atomic import atomic_write_text
 from srpsa.models.detector import SRPSADetector, detection_loss
 from srpsa.training.checkpoint import json_safe, has_checkpoint, load_checkpoint, load_weights, save_checkpoint, save_weights
@@ -229,27 +229,29 @@ def calibrate_refinement(detector: Detector, val: list[ValImage], cands: list[Ca
     dets = [detector.merge(c)[0] for c in cands]
     net_err = score_detections([v.circles for v in val], dets, [v.image.shape for v in val])["radius_err"]
     best: tuple[float, dict[str, Any]] = (net_err if not math.isnan(net_err) else math.inf, {"enabled": False})
+    zero = {"bias_rel": 0.0, "bias_px": 0.0, "bias_inv": 0.0, "bias_sigma": 0.0}
     for edge in EDGE_CHOICES:
-        rcfg = dataclasses.replace(base, enabled=True, edge=edge, bias_rel=0.0, bias_px=0.0, bias_inv=0.0)
-        r_edge, r_true = [], []
+        rcfg = dataclasses.replace(base, enabled=True, edge=edge, **zero)
+        r_edge, r_true, sig = [], [], []
         for v, circ in zip(val, dets):
             if not len(circ) or not len(v.circles):
                 continue
-            ref, ok = refine_circles(v.image, circ, rcfg)
+            ref, ok, sigma = refine_circles(v.image, circ, rcfg, return_sigma=True)
             m = match_circles(v.circles, ref)
             g, p, okm = v.circles[m.gt_idx], ref[m.pred_idx], ok[m.pred_idx]
             keep = okm & _interior(g, v.image.shape)
             r_edge.append(p[keep, 2])
             r_true.append(g[keep, 2])
+            sig.append(sigma[m.pred_idx][keep])
         if not r_edge or sum(len(a) for a in r_edge) < 10:
             continue
-        re, rt = np.concatenate(r_edge), np.concatenate(r_true)
-        bias = calibrate_bias(re, rt)
-        corrected = re * (1 + bias["bias_rel"]) + bias["bias_px"] + bias["bias_inv"] / re
+        re, rt, sg = np.concatenate(r_edge), np.concatenate(r_true), np.concatenate(sig)
+        bias = calibrate_bias(re, rt, sigma=sg)
+        corrected = apply_bias(re, dataclasses.replace(rcfg, **bias), sg)
         err_cal = float(np.median(np.abs(corrected / rt - 1)))
         err_raw = float(np.median(np.abs(re / rt - 1)))
-        report[edge] = {"n": int(len(re)), "radius_err_uncalibrated": err_raw, "radius_err_calibrated": err_cal, **bias}
-        zero = {"bias_rel": 0.0, "bias_px": 0.0, "bias_inv": 0.0}
+        report[edge] = {"n": int(len(re)), "radius_err_uncalibrated": err_raw, "radius_err_calibrated": err_cal,
+                        "mean_bias_calibrated": float(np.mean(corrected / rt - 1)), **bias}
         for err, b in ((err_raw, zero), (err_cal, bias)):
             if err < best[0]:
                 best = (err, {"enabled": True, "edge": edge, **b})
