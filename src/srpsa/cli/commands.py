@@ -6,21 +6,29 @@ import importlib
 
 import typer
 
-# (command name, module under srpsa.cli). A module exposes `command` (a function) or `app` (a group).
+# (command name, module under srpsa.cli). A module exposes `command` (a function) or `app` (a group);
+# "module:function" names one of several command functions of a module.
 COMMANDS: list[tuple[str, str]] = [
     ("synth", "synth"),
     ("register", "register"),
     ("prepare", "prepare"),
+    ("translate", "enhance:translate_command"),
+    ("super-resolve", "enhance:super_resolve_command"),
+    ("enhance", "enhance:enhance_command"),
     ("analyze", "analyze"),
     ("evaluate", "evaluate"),
+    ("report", "report"),
     ("train", "train"),
 ]
 
 
 def register(app: typer.Typer) -> None:
-    for name, module_name in COMMANDS:
+    for name, spec in COMMANDS:
+        module_name, _, attr = spec.partition(":")
         module = importlib.import_module(f"srpsa.cli.{module_name}")
-        if hasattr(module, "app"):
+        if attr:
+            app.command(name)(getattr(module, attr))
+        elif hasattr(module, "app"):
             app.add_typer(module.app, name=name)
         else:
             app.command(name)(module.command)

@@ -39,6 +39,7 @@ class AnalyzeSettings:
     refine: bool = True  # sub-pixel radial edge refinement after the network
     bootstrap: int = 1000  # resamples for the 95 % confidence intervals (0: none)
     seed: int = 0
+    enhance_flow: str = "adaptive"  # full pipeline: "adaptive" (scale follows the particles) or "paper"
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -47,6 +48,8 @@ class AnalyzeSettings:
             raise InputError(f"--pipeline must be one of {', '.join(PIPELINES)}, got '{self.pipeline}'")
         if self.pixel_size_um is not None and not (self.pixel_size_um > 0 and math.isfinite(self.pixel_size_um)):
             raise InputError(f"--pixel-size must be a positive number of um per pixel, got {self.pixel_size_um}")
+        if self.enhance_flow not in ("adaptive", "paper"):
+            raise InputError(f"--flow must be adaptive or paper, got '{self.enhance_flow}'")
         if self.diameter_unit not in ("px", "um"):
             raise InputError(f"diameter unit must be 'px' or 'um', got '{self.diameter_unit}'")
         if self.diameter_range is not None:
@@ -70,6 +73,13 @@ class StageTimer:
                 timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0
 
         return _Ctx()
+
+
+@functools.lru_cache(maxsize=2)
+def _load_enhancer(translate_dir: str, superres_dir: str, flow: str):
+    from srpsa.inference.enhance import EnhanceConfig, Enhancer
+
+    return Enhancer.load(translate_dir, superres_dir, EnhanceConfig(flow=flow))
 
 
 @functools.lru_cache(maxsize=4)
@@ -141,17 +151,30 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     model_names = _models_for(settings)
     model_dirs = {name: W.model_dir(name, settings.weights) for name in model_names}
     image = loaded.data
-    if settings.pipeline == "full" and settings.modality == "om":
-        # The GAN stages (issue: translation + super-resolution) plug in here.
-        raise InputError("--pipeline full needs the translate/superres models, which this release does not ship yet; use --pipeline detect-only")
-
+    diameter_range = _diameter_range_px(settings, pixel_size)
     detector = _load_detector(str(model_dirs[model_names[-1]]))
-    with timer("detect"):
-        circles, scores = detector.detect(
-            image,
-            diameter_range=_diameter_range_px(settings, pixel_size),
-            refine=settings.refine,
-        )
+    enhance_info = None
+    if settings.pipeline == "full" and settings.modality == "om":
+        # OM -> translate -> super-resolve at a particle-following scale; the SEM-domain detector then
+        # works on the SEM-like image and its circles are mapped back to input pixels.
+        from srpsa.inference.enhance import to_input_coordinates
+
+        enhancer = _load_enhancer(str(model_dirs[W.TRANSLATOR]), str(model_dirs[W.SUPERRES]), settings.enhance_flow)
+        d_hint = math.sqrt(diameter_range[0] * diameter_range[1]) if diameter_range else None
+        result = enhancer.enhance(image, diameter_px=d_hint, timer=timer)
+        scale = result.plan.output_scale
+        enhance_info = result.plan.to_dict() | {"flow": settings.enhance_flow}
+        with timer("detect"):
+            circles, scores = detector.detect(
+                result.image,
+                diameter_range=None if diameter_range is None else (diameter_range[0] * scale, diameter_range[1] * scale),
+                refine=settings.refine,
+            )
+        circles = to_input_coordinates(circles, scale)
+        del result
+    else:
+        with timer("detect"):
+            circles, scores = detector.detect(image, diameter_range=diameter_range, refine=settings.refine)
 
     with timer("statistics"):
         table = particle_table(circles, scores, image.shape, pixel_size)
@@ -191,6 +214,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         "models": {name: {"path": str(folder), "sha256": W.weights_hash(folder)} for name, folder in model_dirs.items()},
         "settings": asdict(settings),
         "software": {"srpsa": __version__},
+        "enhance": enhance_info,
         "seconds": {**{k: round(v, 4) for k, v in timer.seconds.items()}, "total": round(time.perf_counter() - t_start, 4)},
         "warnings": warnings,
     }
