@@ -57,7 +57,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 # ------------------------------------------------------------------------------------------ configs
 def test_config_files_cover_the_ablation() -> None:
-    assert {p.stem for p in TRANSLATE} == {"pix2pix-default", "pix2pix-sn", "aasna", "compact"}
+    assert {p.stem for p in TRANSLATE} == {"pix2pix-default", "pix2pix-sn", "aasna", "compact", "compact-default", "compact-sn"}
     assert {p.stem for p in SUPERRES} == {"esrgan-paper", "esrgan-sn", "esrgan-plain", "compact"}
     switches = {}
     for path in TRANSLATE:
@@ -68,6 +68,9 @@ def test_config_files_cover_the_ablation() -> None:
     assert switches["pix2pix-default"] == (False, False, False, False, 0)
     assert switches["pix2pix-sn"] == (True, True, False, False, 0)
     assert switches["aasna"] == switches["compact"] == (True, True, True, True, 3)
+    # the CPU-sized ablation has the same three steps as the paper's
+    assert switches["compact-default"] == switches["pix2pix-default"]
+    assert switches["compact-sn"] == switches["pix2pix-sn"]
     sr = {p.stem: load_gan_config(p) for p in SUPERRES}
     assert all(isinstance(c, SuperResConfig) for c in sr.values())
     assert sr["esrgan-paper"].generator.num_blocks == 23
