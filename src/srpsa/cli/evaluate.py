@@ -1,8 +1,12 @@
-"""`srpsa evaluate`: score detections against ground-truth annotations.
+"""`srpsa evaluate`: score detections against ground-truth annotations, and generated images against targets.
 
 ``srpsa evaluate detect --gt GT --pred PRED [--out DIR]`` matches circles one-to-one, prints pooled
 detection metrics and the size-distribution comparison (paper Tables 3-6), and with ``--out`` writes
 ``metrics.json``, ``per_image.csv``, ``psd_comparison.csv``/``.md`` and ``kde.png`` (paper Fig. 9).
+
+``srpsa evaluate images --pred P --target T [--out DIR]`` scores generated images (translation or
+super-resolution output) against targets with SSIM, PSNR, density and coverage (paper section 6.2) and
+with ``--out`` writes ``image_quality.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from srpsa.errors import InputError
 from srpsa.evaluation.matching import DEFAULT_MATCH_FACTOR
 
 app = typer.Typer(
-    help="Evaluate detections against ground-truth circle annotations.",
+    help="Evaluate detections against ground-truth circles, or generated images against targets.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -26,7 +30,7 @@ app = typer.Typer(
 
 @app.callback()
 def _group() -> None:
-    """Evaluate detections against ground-truth circle annotations."""
+    """Evaluate detections against ground-truth circles, or generated images against targets."""
     # A callback keeps `evaluate` a command group even with one subcommand (Typer would collapse it).
 
 
@@ -105,6 +109,86 @@ def detect(
     atomic_write_text(out / "psd_comparison.md", to_markdown(psd) + "\n" + to_markdown(counts))
     plot_kde_comparison({"Ground truth": gt_d, label: pred_d}, out / "kde.png", unit=unit, title=f"{label} vs ground truth")
     typer.echo(f"wrote {out}/: metrics.json, per_image.csv, psd_comparison.csv, psd_comparison.md, kde.png")
+
+
+@app.command("images")
+def images_command(
+    pred: Path = typer.Option(..., "--pred", help="Generated image, or a folder of them."),
+    target: Path = typer.Option(..., "--target", help="Target (real) image, or a folder of them; folders pair by file stem."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for image_quality.json."),
+    patch: int = typer.Option(128, "--patch", help="Side of the non-overlapping crops embedded for density and coverage."),
+    nearest_k: int = typer.Option(5, "--nearest-k", help="k of the k-NN balls of density and coverage."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random embedder and of the crop subsampling."),
+    max_patches: int = typer.Option(2000, "--max-patches", help="Use at most this many crop positions (seeded subset)."),
+    embedder: str = typer.Option("auto", "--embedder", help="auto | inception (needs torchvision) | random-cnn; compare only equal embedders."),
+) -> None:
+    """Score generated images against targets: SSIM, PSNR, density and coverage (paper section 6.2)."""
+    from rich.console import Console
+
+    from srpsa.evaluation.embedder import torchvision_available
+    from srpsa.evaluation.image_quality import image_quality, pair_image_files
+    from srpsa.io import read_image
+
+    if embedder not in ("auto", "inception", "random-cnn"):
+        raise InputError(f"--embedder must be auto, inception or random-cnn, got {embedder!r}")
+    if embedder == "inception" and not torchvision_available():
+        raise InputError("--embedder inception needs torchvision, which does not import here; use --embedder random-cnn")
+    if out is not None and out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+
+    pairs, notes = pair_image_files(pred, target)
+    preds = [read_image(p).data for p, _ in pairs]
+    targets = [read_image(t).data for _, t in pairs]
+    result = image_quality(preds, targets, patch=patch, nearest_k=nearest_k, seed=seed, max_patches=max_patches, embedder=embedder)
+    result["notes"] = notes + result["notes"]
+    for entry, (p, t) in zip(result["per_pair"], pairs):
+        entry["pred"], entry["target"] = str(p), str(t)
+
+    console = Console()
+    _print_image_quality(console, result)
+    for note in result["notes"]:
+        console.print(f"note: {note}", markup=False)
+    if out is None:
+        return
+    from srpsa.io.atomic import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "image_quality.json", json.dumps(_finite_or_null(result), indent=2, allow_nan=False) + "\n")
+    typer.echo(f"wrote {out}/image_quality.json")
+
+
+def _finite_or_null(value):
+    """Infinite/NaN floats -> None, recursively, so the JSON stays strict (PSNR of identical images is inf)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
+def _print_image_quality(console, r: dict) -> None:
+    from rich.table import Table
+
+    def db(v: float | None) -> str:
+        return "-" if v is None else ("inf" if math.isinf(v) else f"{v:.2f} dB")
+
+    t = Table(title=f"Image quality: {r['n_pairs']} pair(s), {r['n_real']} real / {r['n_fake']} fake crops, {r['embedder']}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    rows = [
+        ("SSIM (mean)", f"{r['ssim']:.4f}"),
+        ("PSNR (mean)", db(r["psnr"])),
+        ("density", f"{r['density']:.4f}"),
+        ("coverage", f"{r['coverage']:.4f}"),
+        ("precision / recall", f"{r['precision']:.4f} / {r['recall']:.4f}"),
+    ]
+    if 0 < r["n_identical"] < r["n_pairs"]:
+        rows.insert(2, (f"PSNR (mean of {r['n_pairs'] - r['n_identical']} non-identical)", db(r["psnr_finite"])))
+    for k, v in rows:
+        t.add_row(k, v)
+    console.print(t)
 
 
 def _shape_from_folder(folder: Path | None, key: str) -> tuple[int, int] | None:
