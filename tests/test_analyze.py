@@ -101,6 +101,8 @@ def test_bad_input_in_batch_fails_alone(om_images, tmp_path, capsys):
         (["--modality", "xray"], "--modality"),
         (["--pixel-size", "-1"], "--pixel-size"),
         (["--diameter-range", "10", "5"], "--diameter-range"),
+        (["--backend", "tensorrt"], "--backend"),
+        (["--flow", "magic"], "--flow"),
     ],
 )
 def test_bad_usage_is_one_line_exit_2(om_images, tmp_path, capsys, args, message):
@@ -171,6 +173,22 @@ def test_dask_local_cluster_matches_local_run(om_images, tmp_path, capsys):
         a = (local / path.stem / "particles.csv").read_text()
         b = (dask / path.stem / "particles.csv").read_text()
         assert a == b
+
+
+def test_onnx_backend_gives_the_same_particles(om_images, tmp_path, capsys):
+    _, paths, _ = om_images
+    outs = {}
+    for backend in ("torch", "onnx"):
+        out = tmp_path / backend
+        code, _, err = _run([str(paths[0]), "--out", str(out), "--bootstrap", "0", "--backend", backend], capsys)
+        assert code == 0, err
+        outs[backend] = pd.read_csv(out / "img0" / "particles.csv")
+        assert json.loads((out / "img0" / "summary.json").read_text())["settings"]["backend"] == backend
+    assert len(outs["torch"]) == len(outs["onnx"]) > 0
+    # rows are ordered by score, which may swap near-ties between engines: compare in position order
+    a, b = (o[["x_px", "y_px", "r_px"]].to_numpy() for o in (outs["onnx"], outs["torch"]))
+    a, b = a[np.lexsort((a[:, 1], a[:, 0]))], b[np.lexsort((b[:, 1], b[:, 0]))]
+    np.testing.assert_allclose(a, b, atol=2e-3)
 
 
 def test_report_flag_writes_html_report(om_images, tmp_path, capsys):

@@ -40,6 +40,7 @@ class AnalyzeSettings:
     bootstrap: int = 1000  # resamples for the 95 % confidence intervals (0: none)
     seed: int = 0
     enhance_flow: str = "adaptive"  # full pipeline: "adaptive" (scale follows the particles) or "paper"
+    backend: str = "torch"  # detector engine: "torch" or "onnx" (ONNX Runtime, faster on CPUs)
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -48,6 +49,10 @@ class AnalyzeSettings:
             raise InputError(f"--pipeline must be one of {', '.join(PIPELINES)}, got '{self.pipeline}'")
         if self.pixel_size_um is not None and not (self.pixel_size_um > 0 and math.isfinite(self.pixel_size_um)):
             raise InputError(f"--pixel-size must be a positive number of um per pixel, got {self.pixel_size_um}")
+        from srpsa.inference.backend import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got '{self.backend}'")
         if self.enhance_flow not in ("adaptive", "paper"):
             raise InputError(f"--flow must be adaptive or paper, got '{self.enhance_flow}'")
         if self.diameter_unit not in ("px", "um"):
@@ -83,11 +88,11 @@ def _load_enhancer(translate_dir: str, superres_dir: str, flow: str):
 
 
 @functools.lru_cache(maxsize=4)
-def _load_detector(folder: str):
+def _load_detector(folder: str, backend: str = "torch"):
     # Cached per process: a pool worker loads each model once, not once per image.
     from srpsa.inference.detect import Detector
 
-    return Detector.load(folder)
+    return Detector.load(folder, backend=backend)
 
 
 def _models_for(settings: AnalyzeSettings) -> list[str]:
@@ -152,7 +157,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     model_dirs = {name: W.model_dir(name, settings.weights) for name in model_names}
     image = loaded.data
     diameter_range = _diameter_range_px(settings, pixel_size)
-    detector = _load_detector(str(model_dirs[model_names[-1]]))
+    detector = _load_detector(str(model_dirs[model_names[-1]]), settings.backend)
     enhance_info = None
     if settings.pipeline == "full" and settings.modality == "om":
         # OM -> translate -> super-resolve at a particle-following scale; the SEM-domain detector then
