@@ -37,3 +37,23 @@ test-slow: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# --- YOLO baseline (optional; docs/yolo.md) ----------------------------------------------------------
+# ultralytics is AGPL-3.0: it lives only in its own environment .venv-yolo and srpsa never imports it.
+# `make bench-yolo` builds that environment (about 6 GB, a few minutes from the local disk); the steps
+# that then make the data, train and check are printed at the end (and listed in docs/yolo.md).
+YOLO_VENV  ?= .venv-yolo
+YOLO_STAMP := $(YOLO_VENV)/.yolo-installed
+
+$(YOLO_STAMP): benchmarks/yolo_requirements.txt pyproject.toml
+	@test -x $(YOLO_VENV)/bin/python || $(PYTHON) -m venv $(YOLO_VENV)
+	$(YOLO_VENV)/bin/python -m pip install -q -r benchmarks/yolo_requirements.txt
+	$(YOLO_VENV)/bin/python -m pip install -q -e . --no-deps
+	@touch $(YOLO_STAMP)
+
+.PHONY: bench-yolo
+bench-yolo: $(YOLO_STAMP)
+	@echo "YOLO environment ready: $(YOLO_VENV). Next (see docs/yolo.md):"
+	@echo "  $(YOLO_VENV)/bin/python benchmarks/yolo_baseline.py data --out runs/yolo/data --n-train 200 --n-val 8"
+	@echo "  OMP_NUM_THREADS=1 nice -n 10 $(YOLO_VENV)/bin/python benchmarks/yolo_baseline.py train --data runs/yolo/data --out runs/yolo/yolov5nu --model yolov5nu.yaml --epochs 10 --imgsz 512 --seed 0"
+	@echo "  $(YOLO_VENV)/bin/python benchmarks/yolo_baseline.py check --weights runs/yolo/yolov5nu/run/weights/last.pt --out runs/yolo/check"
