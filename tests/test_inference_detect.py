@@ -187,6 +187,10 @@ def test_choose_scales_cover_the_range_inside_the_band():
             clipped = scales[0] >= cfg.max_scale and d * scales[0] / 8 < lo
             assert clipped or any(lo - 1e-9 <= c <= hi + 1e-9 for c in cells)
     assert choose_scales(20, 40) == pytest.approx([0.645], abs=1e-3)
+    # Clipping at max_scale must not leave near-duplicate scales (each would cost a full pass).
+    for d_min in np.geomspace(1.5, 12, 40):
+        sc = choose_scales(float(d_min), float(d_min) * 6, cfg)
+        assert all(a / b >= np.sqrt(cfg.scale_step) - 1e-9 for a, b in zip(sc, sc[1:]))
 
 
 def test_scale_estimator_on_real_images(real_data):

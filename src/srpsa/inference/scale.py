@@ -274,4 +274,10 @@ def choose_scales(d_min: float, d_max: float, cfg: InferenceConfig | None = None
     s1 = math.sqrt(lo * hi * step ** (n - 1) / (d_min * d_max)) / cells_per_px
     scales = [s1 / step**k for k in range(n)]
     clipped = sorted({min(max(s, cfg.min_scale), cfg.max_scale) for s in scales}, reverse=True)
-    return [float(s) for s in clipped]
+    # Clipping can leave near-duplicates (e.g. 2.0 and 1.96): they cover the same band and would double
+    # the cost of the most expensive scale, so a scale closer than sqrt(step) to the last kept one goes.
+    kept: list[float] = []
+    for sc in clipped:
+        if not kept or kept[-1] / sc >= math.sqrt(step) - 1e-9:
+            kept.append(sc)
+    return [float(sc) for sc in kept]
