@@ -49,14 +49,15 @@ from srpsa.evaluation.image_quality import image_quality
 from srpsa.inference.detect import Detector
 from srpsa.inference.enhance import EnhanceConfig, Enhancer, to_input_coordinates
 from srpsa.inference.weights import DETECTOR_OM, DETECTOR_SEM, SUPERRES, TRANSLATOR, model_dir
-from srpsa.psd.particles import edge_flags
 from srpsa.report.figures import plot_kde_comparison
 from srpsa.synth import make_pair, preset
+
+from detection import interior  # benchmarks/ is on sys.path when run as a script
+from results_md import replace_section
 
 PRESETS = ("primary", "secondary", "tertiary", "heldout")
 TEST_SEED, TUNE_SEED = 900_000, 800_000
 ROOT = Path(__file__).resolve().parent
-BEGIN, END = "<!-- paper_tables:begin -->", "<!-- paper_tables:end -->"
 
 
 @dataclass
@@ -77,10 +78,6 @@ def make_test(name: str, seed: int, size: tuple[int, int]) -> TestImage:
     om = pair.om if pair.om.ndim == 2 else pair.om.mean(axis=2)
     gt = pair.gt[["x_px", "y_px", "r_px"]].to_numpy(float)
     return TestImage(name, seed, om.astype(np.float32), pair.sem.astype(np.float32), gt, pair.pixel_size_om_um)
-
-
-def interior(circles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    return circles[~edge_flags(circles, shape)]
 
 
 @dataclass
@@ -257,7 +254,7 @@ def main() -> None:
     md = render(meta, det_rows, qual_rows, stat_tables)
     print(md)
     if args.write:
-        write_results(md)
+        replace_section("paper_tables", md)
 
 
 def render(meta: dict, det_rows: list[dict], qual_rows: list[dict], stat_tables: dict[str, pd.DataFrame]) -> str:
@@ -281,19 +278,6 @@ def render(meta: dict, det_rows: list[dict], qual_rows: list[dict], stat_tables:
         c[1] += r["n_pred"]
     parts.append("\n**Combined (all presets)**: " + "; ".join(f"{m}: {100 * p / max(g, 1):.1f} % detected" for m, (g, p) in comb.items()) + "\n")
     return "".join(parts)
-
-
-def write_results(md: str) -> None:
-    path = ROOT / "RESULTS.md"
-    text = path.read_text(encoding="utf-8")
-    block = f"{BEGIN}\n{md}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    from srpsa.io.atomic import atomic_write_text
-
-    atomic_write_text(path, text)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from srpsa.evaluation import aggregate, evaluate_image
@@ -33,17 +32,14 @@ from srpsa.inference.weights import DETECTOR_OM, DETECTOR_SEM, SUPERRES, TRANSLA
 from srpsa.io import read_image
 from srpsa.io.annotations import read_circle_sets
 from srpsa.psd import size_statistics
-from srpsa.psd.particles import edge_flags
+
+from detection import interior  # benchmarks/ is on sys.path when run as a script
+from results_md import replace_section
 
 ROOT = Path(__file__).resolve().parent
 DOCS_IMG = ROOT.parent / "docs" / "img"
-BEGIN, END = "<!-- real_images:begin -->", "<!-- real_images:end -->"
 TRACKPY_UM_PER_PX, TRACKPY_NOMINAL_UM = 0.15192873, 2.12
 BEADS_UM_PER_PX = 1000.0 / 380.0
-
-
-def interior(c: np.ndarray, shape) -> np.ndarray:
-    return c[~edge_flags(c, shape)]
 
 
 def stats(d: np.ndarray) -> dict:
@@ -182,16 +178,7 @@ def main() -> None:
     md = render(res, meta)
     print(md)
     if args.write:
-        from srpsa.io.atomic import atomic_write_text
-
-        path = ROOT / "RESULTS.md"
-        text = path.read_text(encoding="utf-8")
-        block = f"{BEGIN}\n{md}\n{END}"
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        atomic_write_text(path, text)
+        replace_section("real_images", md)
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ class Detector:
         ``cache`` (scale -> raw detections) lets a caller add scales without recomputing the others.
         """
         inf = self.cfg.inference
-        img = _as_gray(image)
+        img = as_gray(image)
         cache = {} if cache is None else cache
         stats = None
         scales = sorted(scales, reverse=True)
@@ -303,7 +303,7 @@ class Detector:
             ``[x, y, r]`` in input-image pixels (x = column, y = row), by decreasing score.
         scores : np.ndarray, float64, (N,)
         """
-        img = _as_gray(image)
+        img = as_gray(image)
         use = self.resolve_scales(img, scales, diameter_range)
         cache: dict[float, tuple] = {}
         cands = self.candidates(img, use, cache)
@@ -317,7 +317,7 @@ class Detector:
         return circles, scores
 
 
-def _as_gray(image: np.ndarray) -> np.ndarray:
+def as_gray(image: np.ndarray) -> np.ndarray:
     """float32 ``(H, W)`` in [0, 1] from a gray/RGB float or integer array."""
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] in (3, 4):

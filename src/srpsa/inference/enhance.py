@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from srpsa.errors import InputError
+from srpsa.inference.detect import as_gray
 from srpsa.inference.tiling import apply_tiled
 
 FLOWS = ("adaptive", "paper")
@@ -156,7 +157,7 @@ class Enhancer:
         def fn(tiles: np.ndarray) -> np.ndarray:
             return self._run(self.translator, tiles, lambda x: to_generator_range(x, self._act), lambda y: from_generator_range(y, self._act))
 
-        return apply_tiled(_as_float(om), fn, tile=self.cfg.tile, overlap=self.cfg.overlap, batch_size=self.cfg.batch_size)
+        return apply_tiled(as_gray(om), fn, tile=self.cfg.tile, overlap=self.cfg.overlap, batch_size=self.cfg.batch_size)
 
     def super_resolve(self, image: np.ndarray) -> np.ndarray:
         """``sr_scale`` times larger image (gray float in [0, 1])."""
@@ -164,19 +165,19 @@ class Enhancer:
         def fn(tiles: np.ndarray) -> np.ndarray:
             return self._run(self.superres, tiles, lambda x: x, lambda y: y)
 
-        return apply_tiled(_as_float(image), fn, tile=self.cfg.sr_tile, overlap=self.cfg.sr_overlap, scale=self.sr_scale, batch_size=self.cfg.batch_size)
+        return apply_tiled(as_gray(image), fn, tile=self.cfg.sr_tile, overlap=self.cfg.sr_overlap, scale=self.sr_scale, batch_size=self.cfg.batch_size)
 
     # -- the chain --------------------------------------------------------------------------------
     def plan(self, om: np.ndarray, diameter_px: float | None = None) -> EnhancePlan:
         if diameter_px is None and self.cfg.flow == "adaptive":
             from srpsa.inference.scale import estimate_particle_diameter
 
-            diameter_px, _ = estimate_particle_diameter(_as_float(om))
+            diameter_px, _ = estimate_particle_diameter(as_gray(om))
         return plan_scales(float("nan") if diameter_px is None else diameter_px, self.cfg, self.sr_scale)
 
     def enhance(self, om: np.ndarray, diameter_px: float | None = None, keep_translation: bool = False, timer=None) -> EnhanceResult:
         """OM -> SEM-like at ``plan.output_scale`` x the input grid (see the module docstring)."""
-        om = _as_float(om)
+        om = as_gray(om)
         plan = self.plan(om, diameter_px)
         ctx = timer if timer is not None else _null_timer
         with ctx("translate"):
@@ -185,17 +186,6 @@ class Enhancer:
             lr = resize(translated, plan.sr_input_scale / plan.translate_scale)
             sr = self.super_resolve(lr)
         return EnhanceResult(sr, plan, translated if keep_translation else None, {"flow": self.cfg.flow})
-
-
-def _as_float(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image)
-    if img.ndim == 3:
-        img = img.mean(axis=2)
-    if img.ndim != 2:
-        raise InputError(f"enhance needs a 2-D gray image, got shape {img.shape}")
-    if np.issubdtype(img.dtype, np.integer):
-        return (img.astype(np.float32) / np.iinfo(img.dtype).max).astype(np.float32)
-    return img.astype(np.float32, copy=False)
 
 
 class _NullCtx:
