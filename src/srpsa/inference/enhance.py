@@ -24,6 +24,7 @@ tiles show no seams.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -179,25 +180,13 @@ class Enhancer:
         """OM -> SEM-like at ``plan.output_scale`` x the input grid (see the module docstring)."""
         om = as_gray(om)
         plan = self.plan(om, diameter_px)
-        ctx = timer if timer is not None else _null_timer
+        ctx = timer if timer is not None else (lambda _name: contextlib.nullcontext())
         with ctx("translate"):
             translated = self.translate(resize(om, plan.translate_scale))
         with ctx("super_resolve"):
             lr = resize(translated, plan.sr_input_scale / plan.translate_scale)
             sr = self.super_resolve(lr)
         return EnhanceResult(sr, plan, translated if keep_translation else None, {"flow": self.cfg.flow})
-
-
-class _NullCtx:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _null_timer(_name: str) -> _NullCtx:
-    return _NullCtx()
 
 
 def to_input_coordinates(circles: np.ndarray, scale: float) -> np.ndarray:

@@ -18,9 +18,7 @@ never pairs a new JSON with old weights (a torn pair would also fail the sha256 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from srpsa import __version__
 from srpsa.errors import InputError
 from srpsa.io.atomic import atomic_path, atomic_write_text
+from srpsa.io.provenance import file_sha256, json_safe
 from srpsa.models.esrgan import RRDBNet
 from srpsa.models.gan_layers import strip_spectral_norm
 from srpsa.models.pix2pix import Pix2PixGenerator
@@ -84,10 +83,10 @@ def save_generator_release(
         "config": config_dict or {},
         "metrics": metrics or {},
         "provenance": provenance or {},
-        "sha256": _sha256(wpath),
+        "sha256": file_sha256(wpath),
         "srpsa_version": __version__,
     }
-    text = json.dumps(_json_safe(meta), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    text = json.dumps(json_safe(meta), indent=2, sort_keys=True, allow_nan=False) + "\n"
     atomic_write_text(folder / META_FILE, text)
     return folder
 
@@ -113,7 +112,7 @@ def load_generator_release(folder: str | Path) -> tuple[torch.nn.Module, dict[st
     wpath = folder / WEIGHTS_FILE
     if not wpath.is_file():
         raise InputError(f"GAN weights: {wpath} not found")
-    if _sha256(wpath) != meta.get("sha256"):
+    if file_sha256(wpath) != meta.get("sha256"):
         raise InputError(f"GAN weights: {wpath} does not match the sha256 in {META_FILE} (corrupt or replaced)")
     task = meta.get("task")
     if task not in MODEL_CLASSES or MODEL_CLASSES[task][0] != meta.get("model_class"):
@@ -143,22 +142,3 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         got = meta.get("format") if isinstance(meta, dict) else None
         raise InputError(f"GAN weights: {path} has format {got!r}, expected {FORMAT!r}")
     return meta
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf (e.g. a PSNR of identical images) become null: strict JSON, readable anywhere."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

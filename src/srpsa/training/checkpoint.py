@@ -20,9 +20,7 @@ and ``RUNDIR/checkpoint/latest.json`` naming the newest complete one. All writes
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -32,31 +30,13 @@ from safetensors.torch import load_file, save_file
 from srpsa import __version__
 from srpsa.errors import InputError
 from srpsa.io.atomic import atomic_path, atomic_write_text
+from srpsa.io.provenance import file_sha256, json_safe
 from srpsa.models.detector import SRPSADetector
 from srpsa.training.detector_config import DetectorConfig, config_from_dict, config_to_dict
 
 WEIGHTS_FILE = "detector.safetensors"
 META_FILE = "detector.json"
 FORMAT = "srpsa-detector/1"
-
-
-def json_safe(obj: Any) -> Any:
-    """NaN/inf (e.g. a radius error with no matches) become null: strict JSON, readable anywhere."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -86,7 +66,7 @@ def save_weights(
         "thresholds": thresholds or {"p_thresh": cfg.inference.p_thresh, "nms_thresh": cfg.inference.nms_thresh},
         "metrics": metrics or {},
         "provenance": provenance or {},
-        "sha256": _sha256(wpath),
+        "sha256": file_sha256(wpath),
     }
     atomic_write_text(folder / META_FILE, json.dumps(json_safe(meta), indent=2, sort_keys=True, allow_nan=False) + "\n")
     return folder
@@ -122,7 +102,7 @@ def load_weights(folder: str | Path) -> tuple[SRPSADetector, DetectorConfig, dic
     wpath = folder / WEIGHTS_FILE
     if not wpath.is_file():
         raise InputError(f"detector weights: {wpath} not found")
-    if meta.get("sha256") and _sha256(wpath) != meta["sha256"]:
+    if meta.get("sha256") and file_sha256(wpath) != meta["sha256"]:
         raise InputError(f"detector weights: {wpath} does not match the sha256 in {META_FILE} (corrupt or replaced)")
     cfg = config_from_dict(meta["config"])
     model = SRPSADetector.from_model_args(meta["model_args"])

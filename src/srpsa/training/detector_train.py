@@ -40,7 +40,8 @@ from srpsa.inference.nms import circle_nms
 from srpsa.inference.refine import apply_bias, calibrate_bias, refine_circles
 from srpsa.io.atomic import atomic_write_text
 from srpsa.models.detector import SRPSADetector, detection_loss
-from srpsa.training.checkpoint import json_safe, has_checkpoint, load_checkpoint, load_weights, save_checkpoint, save_weights
+from srpsa.io.provenance import json_safe
+from srpsa.training.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint, save_weights
 from srpsa.training.detector_config import DetectorConfig, config_from_dict, config_to_dict
 from srpsa.training.detector_data import CropDataset, EpochSampler, build_cache, folder_pairs, folder_source, load_cached, synth_source, worker_init
 

@@ -64,6 +64,7 @@ from srpsa import __version__
 from srpsa.config import dataclass_from_dict
 from srpsa.errors import ConfigError, InputError
 from srpsa.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from srpsa.io.provenance import json_safe
 from srpsa.losses import (
     ESRGANGeneratorLoss,
     GANLoss,
@@ -549,7 +550,7 @@ class GANTrainer:
     def save_checkpoint(self) -> Path:
         state = {"config": config_to_dict(self.cfg), "eval_history": self.history, "perceptual_source": self.perceptual_source}
         return save_gan_checkpoint(self.ckpt_dir, self.step, self.g_net, self.d_net, self.opt_g, self.opt_d,
-                                   _finite(state), keep=self.keep_checkpoints)  # fmt: skip
+                                   json_safe(state), keep=self.keep_checkpoints)  # fmt: skip
 
     def export(self, provenance: dict[str, Any]) -> Path:
         """Release weights of the current G in ``OUT/weights``."""
@@ -608,9 +609,9 @@ class GANTrainer:
         if (eval_every and s % eval_every == 0) or final:
             self.last_metrics = self.evaluate()
             outputs = self._last_outputs
-            self.history.append({"step": s, "metrics": _finite(self.last_metrics)})
+            self.history.append({"step": s, "metrics": json_safe(self.last_metrics)})
             assert self.log is not None
-            self.log.write({"kind": "eval", "step": s, **_finite(self.last_metrics)})
+            self.log.write({"kind": "eval", "step": s, **json_safe(self.last_metrics)})
             log.info("step %d: PSNR %.2f dB, SSIM %.4f (%d %s crops)", s, self.last_metrics["psnr"],
                      self.last_metrics["ssim"], self.last_metrics["n"], self.eval_split)  # fmt: skip
         if (sample_every and s % sample_every == 0) or final:
@@ -621,17 +622,6 @@ class GANTrainer:
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
-
-
-def _finite(obj: Any) -> Any:
-    """NaN/inf -> None, recursively (PSNR of identical images is inf): strict JSON."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def _logs_above_bar(enabled: bool) -> contextlib.AbstractContextManager[Any]:
