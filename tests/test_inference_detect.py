@@ -125,6 +125,31 @@ def test_pyramid_grows_when_detections_sit_below_the_band():
     np.testing.assert_allclose(np.sort(got[:, 2]), np.full(len(circles), 6.0), atol=1e-4)
 
 
+def test_pyramid_extends_down_for_a_coarse_minority():
+    # 3 large particles (r = 30 px: 7.5 cells at scale 1, beyond the head's 5-cell range) beside 48
+    # small ones: 6 % of the detections, under the 10 % an upward extension needs, yet a smaller scale
+    # is cheap and without it the coarse tail is lost (missed or sized at 5 cells).
+    shape = (256, 448)
+    big = np.array([[60.0, 60.0, 30.0], [60.0, 190.0, 30.0], [150.0, 128.0, 30.0]])
+    xs, ys = np.meshgrid(np.arange(230.0, 440.0, 30.0), np.arange(20.0, 250.0, 34.0))
+    small = np.column_stack([xs.ravel(), ys.ravel(), np.full(xs.size, 6.0)])
+    circles = np.vstack([big, small])
+    cfg = DetectorConfig()
+    cfg.inference.auto_scale = False
+    cfg.inference.scales = (1.0,)
+    det = oracle_detector(circles, shape, cfg)
+    got, _ = det.detect(np.zeros(shape, np.float32), refine=False)
+    assert det.last_info["scales"] == [1.0, 0.5]
+    assert len(got) == len(circles)
+    np.testing.assert_allclose(np.sort(got[:, 2])[-3:], [30.0, 30.0, 30.0], atol=1e-3)
+    # With the upward rule's threshold no scale is added (the oracle, unlike the trained head, does not
+    # saturate at 5 cells, so only the pyramid is checked here).
+    cfg.inference.extend_down_fraction = cfg.inference.extend_fraction
+    det = oracle_detector(circles, shape, cfg)
+    det.detect(np.zeros(shape, np.float32), refine=False)
+    assert det.last_info["scales"] == [1.0]
+
+
 def test_tiled_maps_equal_whole_image_maps():
     torch.manual_seed(0)
     net = SRPSADetector(ModelConfig(channels=(4, 4, 8, 8, 8), dilations=(1, 1, 1, 2, 2), head_kernel=3))

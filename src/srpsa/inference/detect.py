@@ -234,10 +234,12 @@ class Detector:
     def _extend_pyramid(self, img: np.ndarray, cands: Candidates, p_thresh: float, cache: dict, max_rounds: int = 2) -> Candidates:
         """Add scales beyond the automatic ones while the detections say the sizes continue there.
 
-        If at least ``inference.extend_fraction`` of the confident detections at the largest scale sit
-        below the target band (smaller particles may be missed), the scale ``step`` times larger is added
-        (up to ``max_scale``); likewise at the smallest scale for detections above the band. The size
-        estimate is only a starting point: particles with inner structure or clusters can mislead it.
+        Upwards (expensive: ``step^2`` times the pixels): if at least ``inference.extend_fraction`` of
+        the confident detections at the largest scale sit below the target band (smaller particles may
+        be missed), the scale ``step`` times larger is added (up to ``max_scale``). Downwards (cheap):
+        ``extend_down_fraction`` of them above the band at the smallest scale suffices, so a coarse
+        minority is not lost. The size estimate is only a starting point: particles with inner
+        structure, clusters and broad or bimodal distributions can mislead it.
         """
         inf = self.cfg.inference
         lo, hi = inf.target_band
@@ -250,10 +252,11 @@ class Detector:
             cells = cands.circles[:, 2] * np.asarray(cands.scales)[cands.scale_index] / STRIDE
             top = conf & (cands.scale_index == 0)
             bottom = conf & (cands.scale_index == len(scales) - 1)
+            n_min = inf.extend_min_count
             extra = []
-            if (top & (cells < lo)).sum() >= max(5, inf.extend_fraction * n_conf) and scales[0] * inf.scale_step <= inf.max_scale + 1e-9:
+            if (top & (cells < lo)).sum() >= max(n_min, inf.extend_fraction * n_conf) and scales[0] * inf.scale_step <= inf.max_scale + 1e-9:
                 extra.append(scales[0] * inf.scale_step)
-            if (bottom & (cells > hi)).sum() >= max(5, inf.extend_fraction * n_conf) and scales[-1] / inf.scale_step >= inf.min_scale - 1e-9:
+            if (bottom & (cells > hi)).sum() >= max(n_min, inf.extend_down_fraction * n_conf) and scales[-1] / inf.scale_step >= inf.min_scale - 1e-9:
                 extra.append(scales[-1] / inf.scale_step)
             if not extra:
                 break

@@ -127,6 +127,12 @@ class InferenceConfig:
     # detections at the largest (smallest) scale lies below (above) target_band.
     adaptive_scales: bool = True
     extend_fraction: float = 0.1
+    # Downwards the rule is looser: a smaller scale costs 1/step^2 of the one above, while a minority
+    # of large particles (a coarse tail, a second mode) has no radius past the head's ~5 cells and
+    # would be lost. At least `extend_min_count` and this fraction of the confident detections above
+    # target_band at the smallest scale add a scale below it.
+    extend_down_fraction: float = 0.01
+    extend_min_count: int = 3
     auto_range_factor: float = 2.0  # estimated diameters d_a <= d_b -> range (d_a / f, d_b * f)
     p_thresh: float = 0.5
     nms_thresh: float = 0.6  # suppress if centre distance < nms_thresh * max(r_a, r_b)
