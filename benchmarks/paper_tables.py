@@ -47,8 +47,9 @@ from srpsa.evaluation import aggregate, evaluate_image
 from srpsa.evaluation.compare import compare_size_distributions, to_markdown
 from srpsa.evaluation.image_quality import image_quality
 from srpsa.inference.detect import Detector
-from srpsa.inference.enhance import EnhanceConfig, Enhancer, to_input_coordinates
-from srpsa.inference.weights import DETECTOR_OM, DETECTOR_SEM, SUPERRES, TRANSLATOR, model_dir
+from srpsa.inference.enhance import EnhanceConfig, Enhancer
+from srpsa.inference.full import CALIBRATION_FILE, FullPipeline, load_calibration
+from srpsa.inference.weights import DETECTOR_OM, DETECTOR_SEM, SUPERRES, TRANSLATOR, model_dir, weights_hash, weights_root
 from srpsa.report.figures import plot_kde_comparison
 from srpsa.synth import make_pair, preset
 
@@ -87,16 +88,22 @@ class MethodResult:
     enhanced: list[np.ndarray] = field(default_factory=list)  # full pipeline only: SEM-like images
 
 
-def run_full(enh: Enhancer, det: Detector, images: list[TestImage], keep: bool) -> MethodResult:
+def run_full(pipe: FullPipeline, images: list[TestImage], keep: bool, uncalibrated: MethodResult | None = None) -> MethodResult:
+    """The full pipeline as `srpsa analyze --pipeline full` runs it (OM-detector guide, sizing calibration
+    when the pipeline has one); ``uncalibrated`` collects the same detections with the SEM detector's own
+    refinement bias."""
     res = MethodResult()
     for t in images:
         t0 = time.perf_counter()
-        out = enh.enhance(t.om)
-        circ, _ = det.detect(out.image)
-        res.preds.append(to_input_coordinates(circ, out.plan.output_scale))
+        out = pipe.detect(t.om, return_image=keep, return_uncalibrated=uncalibrated is not None)
+        res.preds.append(out.circles)
         res.seconds += time.perf_counter() - t0
         if keep:
             res.enhanced.append(out.image)
+        if uncalibrated is not None:
+            uncalibrated.preds.append(out.uncalibrated)
+    if uncalibrated is not None:
+        uncalibrated.seconds = res.seconds
     return res
 
 
@@ -202,10 +209,17 @@ def main() -> None:
 
     det_sem, det_om = Detector.load(model_dir(DETECTOR_SEM)), Detector.load(model_dir(DETECTOR_OM))
     sr_dir = model_dir(SUPERRES)
-    translators = {"aasna-compact (shipped)": model_dir(TRANSLATOR), **parse_translate(args.translate)}
-    enhancers = {name: Enhancer.load(d, sr_dir, EnhanceConfig()) for name, d in translators.items()}
-    shipped = "aasna-compact (shipped)"
-    paper_flow = Enhancer.load(translators[shipped], sr_dir, EnhanceConfig(flow="paper"))
+    shipped = "shipped translator"
+    translators = {shipped: model_dir(TRANSLATOR), **parse_translate(args.translate)}
+    # The sizing calibration belongs to the shipped models; ablation translators and the paper flow run
+    # without one (the pipeline refuses a calibration fitted on other weights).
+    cal = load_calibration(weights_root() / CALIBRATION_FILE)
+    hashes = {n: weights_hash(model_dir(n)) for n in (TRANSLATOR, SUPERRES, DETECTOR_SEM, DETECTOR_OM)}
+    if cal is not None and cal.mismatch(hashes, "adaptive"):
+        raise SystemExit(f"{CALIBRATION_FILE}: {cal.mismatch(hashes, 'adaptive')}; re-run scripts/calibrate_full_pipeline.py")
+    pipes = {name: FullPipeline(Enhancer.load(d, sr_dir, EnhanceConfig()), det_sem, det_om, calibration=cal if name == shipped else None)
+             for name, d in translators.items()}
+    paper_flow = FullPipeline(Enhancer.load(translators[shipped], sr_dir, EnhanceConfig(flow="paper")), det_sem, det_om)
 
     det_rows, qual_rows, stat_tables, counts = [], [], {}, {}
     img_dir = ROOT / "img"
@@ -214,10 +228,13 @@ def main() -> None:
         images = [make_test(name, TEST_SEED + i, tuple(args.size)) for i in range(args.n)]
         print(f"[{time.time() - t_start:.0f} s] {name}: {sum(len(t.gt) for t in images)} GT particles", flush=True)
         results: dict[str, MethodResult] = {}
-        for cname, enh in enhancers.items():
+        for cname, pipe in pipes.items():
             label = "srpsa full" if cname == shipped else f"srpsa full, translate={cname}"
-            results[label] = run_full(enh, det_sem, images, keep=True)
-        results["srpsa full, paper flow"] = run_full(paper_flow, det_sem, images, keep=True)
+            uncal = MethodResult() if cname == shipped and cal is not None else None
+            results[label] = run_full(pipe, images, keep=True, uncalibrated=uncal)
+            if uncal is not None:
+                results["srpsa full, no sizing calibration"] = uncal
+        results["srpsa full, paper flow"] = run_full(paper_flow, images, keep=True)
         results["srpsa detect-only (OM, no SR)"] = run_simple(lambda im: det_om.detect(im)[0], images)
         if not args.no_peers:
             tune = [make_test(name, TUNE_SEED + i, tuple(args.size)) for i in range(2)]

@@ -37,6 +37,7 @@ def tiny_weights(tmp_path_factory) -> Path:
     save_generator_release(root / "translate", g.eval(), task="translate")
     save_generator_release(root / "superres", s.eval(), task="superres")
     shutil.copytree(PACKAGE_WEIGHTS / "detector-sem", root / "detector-sem")
+    shutil.copytree(PACKAGE_WEIGHTS / "detector-om", root / "detector-om", ignore=shutil.ignore_patterns("*.onnx"))
     return root
 
 
@@ -45,17 +46,17 @@ def enhancer(tiny_weights) -> Enhancer:
     return Enhancer.load(tiny_weights / "translate", tiny_weights / "superres", EnhanceConfig(tile=64, overlap=16, sr_tile=32, sr_overlap=8))
 
 
-def test_plan_keeps_trained_range_and_rescales_outside():
+def test_plan_keeps_working_range_and_rescales_outside():
     cfg = EnhanceConfig()
-    p = plan_scales(20.0, cfg)
-    assert p.translate_scale == 1.0 and p.sr_input_scale == 0.5 and p.output_scale == 2.0
-    big = plan_scales(96.0, cfg)  # 96 px particles: translated at 24 px
+    p = plan_scales(48.0, cfg)  # inside 40-56 px: translated as is, SR output on the translation grid
+    assert p.translate_scale == 1.0 and p.sr_input_scale == 0.25 and p.output_scale == 1.0
+    big = plan_scales(192.0, cfg)  # 192 px particles: translated at 48 px
     assert big.translate_scale == pytest.approx(0.25)
-    small = plan_scales(6.0, cfg)  # 6 px: upsampled to 24 px before translation
-    assert small.translate_scale == pytest.approx(4.0)
-    # SR input never drops a particle below the 8 px floor
-    edge = plan_scales(13.0, cfg)
-    assert 13.0 * edge.sr_input_scale >= 8.0 - 1e-9
+    small = plan_scales(6.0, cfg)  # 6 px: upsampled to 48 px before translation
+    assert small.translate_scale == pytest.approx(8.0) and small.output_scale == pytest.approx(8.0)
+    # SR input never drops a particle below its floor: the input factor gives way
+    floor = plan_scales(48.0, EnhanceConfig(min_sr_input_diameter_px=16.0))
+    assert 48.0 * floor.sr_input_scale == pytest.approx(16.0)
     paper = plan_scales(15.0, EnhanceConfig(flow="paper"))
     assert (paper.translate_scale, paper.sr_input_scale, paper.output_scale) == (0.5, 0.125, 0.5)
     with pytest.raises(InputError):
@@ -67,6 +68,10 @@ def test_coordinates_map_back_to_input_pixels():
     s = 2.0
     fine = np.array([[(10.0 + 0.5) * s - 0.5, (20.0 + 0.5) * s - 0.5, 5.0 * s]])
     np.testing.assert_allclose(to_input_coordinates(fine, s), c)
+    # per-axis factors (stage sizes are rounded): x by sx, y by sy, r by their geometric mean
+    sx, sy = 1.9, 2.1
+    fine = np.array([[(10.0 + 0.5) * sx - 0.5, (20.0 + 0.5) * sy - 0.5, 5.0 * np.sqrt(sx * sy)]])
+    np.testing.assert_allclose(to_input_coordinates(fine, (sx, sy)), c)
 
 
 def test_stage_shapes_and_range(enhancer):
@@ -76,7 +81,7 @@ def test_stage_shapes_and_range(enhancer):
     assert t.shape == om.shape and t.dtype == np.float32 and 0.0 <= t.min() and t.max() <= 1.0
     sr = enhancer.super_resolve(om[:40, :50])
     assert sr.shape == (160, 200)
-    res = enhancer.enhance(om, diameter_px=20.0)
+    res = enhancer.enhance(om, diameter_px=24.0)  # translated at 2x (48 px), SR output on that grid
     assert res.image.shape == (140, 180) and res.plan.output_scale == 2.0
 
 
@@ -99,7 +104,7 @@ def test_cli_enhance_writes_image_and_plan(tiny_weights, tmp_path, capsys):
     src = tmp_path / "om.png"
     iio.imwrite(src, img)
     out = tmp_path / "sem_like.png"
-    assert main(["enhance", str(src), "--out", str(out), "--weights", str(tiny_weights), "--diameter", "20"]) == 0
+    assert main(["enhance", str(src), "--out", str(out), "--weights", str(tiny_weights), "--diameter", "24"]) == 0
     data = iio.imread(out)
     assert data.dtype == np.uint16 and data.shape == (128, 160)
     plan = json.loads((tmp_path / "sem_like.png.json").read_text())["plan"]
@@ -121,13 +126,57 @@ def test_analyze_full_pipeline_reports_input_coordinates(tiny_weights, tmp_path,
     iio.imwrite(src, np.clip(np.rint(pair.om * 255), 0, 255).astype(np.uint8))
     out = tmp_path / "out"
     code = main(["analyze", str(src), "--out", str(out), "--pipeline", "full", "--weights", str(tiny_weights),
-                 "--bootstrap", "0", "--diameter-range", "15", "40"])
+                 "--bootstrap", "0", "--diameter-range", "16", "36"])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "om" / "summary.json").read_text())
     assert summary["enhance"]["output_scale"] == 2.0 and summary["enhance"]["flow"] == "adaptive"
-    assert {"translate", "superres", "detector-sem"} <= set(summary["models"])
+    assert {"translate", "superres", "detector-sem", "detector-om"} <= set(summary["models"])
+    assert summary["enhance"]["size_from"] == "diameter_range" and summary["enhance"]["sizing_calibration"] is False
+    assert any("sizing calibration" in w for w in summary["warnings"])
     assert {"translate", "super_resolve", "detect"} <= set(summary["seconds"])
     table = pd.read_csv(out / "om" / "particles.csv")
     # whatever random generators produce, circles are reported on the input grid
     if len(table):
         assert table["x_px"].between(-1, 128).all() and table["y_px"].between(-1, 96).all()
+
+
+def test_full_pipeline_guide_and_sizing_calibration(tiny_weights, tmp_path, capsys):
+    """The OM detector sets the working scale; a calibration applies only to the models it was fitted on."""
+    from srpsa.inference import weights as W
+    from srpsa.inference.full import CALIBRATION_FILE, SizingCalibration, load_calibration
+    from srpsa.synth import make_pair, preset
+
+    root = tmp_path / "w"
+    shutil.copytree(tiny_weights, root)
+    cfg = preset("primary")
+    cfg = replace(cfg, height=96, width=128, fiducials=replace(cfg.fiducials, count=0))
+    pair = make_pair(cfg, 1)
+    src = tmp_path / "om.png"
+    iio.imwrite(src, np.clip(np.rint(pair.om * 255), 0, 255).astype(np.uint8))
+    hashes = {n: W.weights_hash(root / n) for n in (W.TRANSLATOR, W.SUPERRES, W.DETECTOR_SEM, W.DETECTOR_OM)}
+    bias = {"bias_rel": -0.04, "bias_px": 0.0, "bias_inv": 0.0, "bias_sigma": 0.0}
+    (root / CALIBRATION_FILE).write_text(json.dumps(SizingCalibration(bias, hashes, "adaptive").to_dict()))
+    assert load_calibration(root / CALIBRATION_FILE).mismatch(hashes, "adaptive") is None
+    assert "paper" in load_calibration(root / CALIBRATION_FILE).mismatch(hashes, "paper")
+
+    args = ["analyze", str(src), "--pipeline", "full", "--weights", str(root), "--bootstrap", "0"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "a" / "om" / "summary.json").read_text())
+    e = summary["enhance"]
+    # ~22 px primary particles (border-cut ones included, unrefined): the OM detector sets the scale
+    assert e["size_from"] == "om_detector" and 12.0 < e["guide_median_diameter_px"] < 30.0
+    assert e["translate_scale"] == pytest.approx(48.0 / e["guide_median_diameter_px"])
+    assert e["sizing_calibration"] is True and not any("sizing calibration" in w for w in summary["warnings"])
+
+    # Other weights (a retrained translator): the calibration is not applied, and it says so.
+    torch.manual_seed(1)
+    save_generator_release(root / "translate", Pix2PixGenerator(ngf=4, depth=3, attention_levels=1, dropout=0.0).eval(), task="translate")
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "b" / "om" / "summary.json").read_text())
+    assert summary["enhance"]["sizing_calibration"] is False
+    assert any("not applied: fitted with other 'translate' weights" in w for w in summary["warnings"])
+
+    (root / CALIBRATION_FILE).write_text("{not json")
+    assert main(args + ["--out", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err
+    assert "not a valid full-pipeline calibration" in err and "Traceback" not in err

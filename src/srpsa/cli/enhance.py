@@ -82,15 +82,25 @@ def enhance_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output SEM-like image (.png or .tif, 16-bit gray)."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: $SRPSA_WEIGHTS_DIR or the shipped weights)."),
     flow: str = typer.Option("adaptive", "--flow", help="adaptive: working scales follow the particle size; paper: 1024 -> 512 -> 128 -> 512."),
-    diameter: float | None = typer.Option(None, "--diameter", min=1.0, help="Typical particle diameter in input px (default: estimated)."),
+    diameter: float | None = typer.Option(None, "--diameter", min=1.0, help="Typical particle diameter in input px (default: from the OM detector's detections)."),
 ) -> None:
     """OM -> translate -> super-resolve; writes the SEM-like image and OUT.json with the scales used."""
+    from srpsa.inference import weights as W
+    from srpsa.inference.detect import Detector
+    from srpsa.inference.full import size_guide
     from srpsa.io.atomic import atomic_write_text
 
     enh = _enhancer(weights, flow)
-    result = enh.enhance(_load(image).data, diameter_px=diameter)
+    om = _load(image).data
+    size_from = "diameter" if diameter else "estimate"
+    if diameter is None and flow == "adaptive":
+        # As `analyze --pipeline full`: the OM detector's median diameter sets the working scale.
+        guide = size_guide(Detector.load(W.model_dir(W.DETECTOR_OM, str(weights) if weights else None)), om)
+        if guide is not None:
+            diameter, size_from = guide[0], "om_detector"
+    result = enh.enhance(om, diameter_px=diameter)
     _write_gray16(out, result.image)
-    meta = {"input": str(image), "output": str(out), "plan": result.plan.to_dict(), "flow": flow,
+    meta = {"input": str(image), "output": str(out), "plan": result.plan.to_dict(), "flow": flow, "size_from": size_from,
             "note": "x_input = (x_output + 0.5) / output_scale - 0.5 (pixel centres at integer coordinates)"}
     atomic_write_text(out.with_suffix(out.suffix + ".json"), json.dumps(meta, indent=2) + "\n")
     typer.echo(str(out))

@@ -7,13 +7,13 @@ Here the working scale of each stage is chosen from the particle size instead (`
 
 1. estimate the typical particle diameter ``d`` in the OM image (:func:`estimate_particle_diameter`, the
    estimate the detector uses) or take it from the caller;
-2. translate at scale ``s_t``: 1 (no resampling) when ``d`` lies in the range the translator was trained
-   on (``translate_min/max_diameter_px``), else the scale that brings ``d`` to
-   ``translate_target_diameter_px``;
-3. super-resolve from ``s_t / sr_input_factor``: the SR model learned to restore SEM detail from an
-   SEM image area-averaged ``scale`` (4) times, and the SEM is ``sem_scale`` (2) times finer than the OM
-   grid, so its inputs had particles at ``1 / 2`` of the OM working scale. The input factor is lowered
-   when that would leave particles below ``min_sr_input_diameter_px``;
+2. translate at scale ``s_t``: 1 (no resampling) when ``d`` lies in ``translate_min/max_diameter_px``
+   (40-56 px), else the scale that brings ``d`` to ``translate_target_diameter_px`` (48 px, the size at
+   which the translator separates touching particles best, measured);
+3. super-resolve from ``s_t / sr_input_factor`` (4): the SR input then holds ~12 px particles, inside
+   the 5-22 px range of its training inputs (SEM area-averaged 4x from a grid 2x finer than the OM),
+   and its output lies on the translation's grid. The input factor is lowered when that would leave
+   particles below ``min_sr_input_diameter_px``;
 4. the output is the SR image at ``s_out = s_t / factor * 4`` times the input pixel grid; coordinates map
    back with ``x_in = (x_out + 0.5) / s_out - 0.5`` (pixel centres at integer coordinates).
 
@@ -46,13 +46,17 @@ class EnhanceConfig:
     """Scales and tiling of the enhance chain (see the module docstring)."""
 
     flow: str = "adaptive"
-    # The GANs were trained on particles of 10-44 OM px (configs/synth/gan.toml); inside 12-40 px the
-    # image is translated as is, outside it is resized to put the typical particle at 24 px.
-    translate_min_diameter_px: float = 12.0
-    translate_max_diameter_px: float = 40.0
-    translate_target_diameter_px: float = 24.0
-    # LR = translation shrunk by this factor: SR scale (4) / SEM-to-OM pixel ratio of training (2).
-    sr_input_factor: float = 2.0
+    # Inside 40-56 px the OM image is translated as is, outside it is resized to put the typical
+    # particle at 48 px. The GANs were trained on particles of 10-44 OM px (configs/synth/gan.toml), yet
+    # on simulator diagnostics (docs/decisions.md, "Enhance working scale") the translator separates
+    # touching particles far better when they are ~48 px: F1 0.82-0.85 at 15 px vs 0.998-1.000 at 48 px.
+    translate_min_diameter_px: float = 40.0
+    translate_max_diameter_px: float = 56.0
+    translate_target_diameter_px: float = 48.0
+    # LR = translation shrunk by this factor before the 4x SR, so the output lies on the translation's
+    # grid and SR inputs hold ~12 px particles (inside the 5-22 px its training inputs had). Factor 2
+    # (SR output at 2x the translation) gave the same F1 at 4x the SR and detector cost.
+    sr_input_factor: float = 4.0
     min_sr_input_diameter_px: float = 8.0  # the issue's floor: below ~8 px a particle is not restorable
     paper_translate_scale: float = 0.5  # sec 5.2: 1024 -> 512
     paper_sr_input_scale: float = 0.125  # sec 5.2: 512 -> 128 before 4x SR
@@ -189,9 +193,20 @@ class Enhancer:
         return EnhanceResult(sr, plan, translated if keep_translation else None, {"flow": self.cfg.flow})
 
 
-def to_input_coordinates(circles: np.ndarray, scale: float) -> np.ndarray:
-    """Map ``[x, y, r]`` from a grid ``scale`` times finer than the input back to input pixels."""
+def to_input_coordinates(circles: np.ndarray, scale: float | tuple[float, float]) -> np.ndarray:
+    """Map ``[x, y, r]`` from a grid ``scale`` times finer than the input back to input pixels.
+
+    ``scale`` is one factor or ``(sx, sy)`` per axis (the exact ratio of the output to the input shape:
+    rounding the stage sizes makes it differ from the nominal factor by up to a pixel per axis).
+    """
+    sx, sy = (scale, scale) if np.isscalar(scale) else (float(scale[0]), float(scale[1]))
     c = np.asarray(circles, np.float64).reshape(-1, 3).copy()
-    c[:, :2] = (c[:, :2] + 0.5) / scale - 0.5
-    c[:, 2] = c[:, 2] / scale
+    c[:, 0] = (c[:, 0] + 0.5) / sx - 0.5
+    c[:, 1] = (c[:, 1] + 0.5) / sy - 0.5
+    c[:, 2] = c[:, 2] / math.sqrt(sx * sy)
     return c
+
+
+def output_scales(input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> tuple[float, float]:
+    """Exact ``(sx, sy)`` of an enhanced image relative to its input."""
+    return output_shape[1] / input_shape[1], output_shape[0] / input_shape[0]

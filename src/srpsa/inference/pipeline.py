@@ -81,10 +81,33 @@ class StageTimer:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_enhancer(translate_dir: str, superres_dir: str, flow: str):
+def _load_full_pipeline(root: str, translate_dir: str, superres_dir: str, sem_dir: str, om_dir: str, flow: str, backend: str,
+                        hashes: tuple[tuple[str, str], ...], calibration_text: str | None):
+    """The full pipeline and, if its sizing calibration cannot be used, why (cached per process and per
+    weights and calibration content, both part of the key, so replaced files are never served stale)."""
     from srpsa.inference.enhance import EnhanceConfig, Enhancer
+    from srpsa.inference.full import CALIBRATION_FILE, FullPipeline, parse_calibration
 
-    return Enhancer.load(translate_dir, superres_dir, EnhanceConfig(flow=flow))
+    enhancer = Enhancer.load(translate_dir, superres_dir, EnhanceConfig(flow=flow))
+    cal = None if calibration_text is None else parse_calibration(calibration_text, Path(root) / CALIBRATION_FILE)
+    note = None
+    if cal is None:
+        note = (f"no sizing calibration ({CALIBRATION_FILE}) for these weights: sizes measured through the GANs may be "
+                "biased by a few percent (scripts/calibrate_full_pipeline.py fits one)")
+    else:
+        why = cal.mismatch(dict(hashes), flow)
+        if why:
+            note = f"sizing calibration {CALIBRATION_FILE} not applied: {why} (re-run scripts/calibrate_full_pipeline.py)"
+            cal = None
+    pipe = FullPipeline(enhancer, _load_detector(sem_dir, backend), _load_detector(om_dir, backend), calibration=cal)
+    return pipe, note
+
+
+def _calibration_text(weights: str | None) -> str | None:
+    from srpsa.inference.full import CALIBRATION_FILE
+
+    path = W.weights_root(weights) / CALIBRATION_FILE
+    return path.read_text() if path.is_file() else None
 
 
 @functools.lru_cache(maxsize=4)
@@ -100,7 +123,8 @@ def _models_for(settings: AnalyzeSettings) -> list[str]:
         return [W.DETECTOR_SEM]
     if settings.pipeline == "detect-only":
         return [W.DETECTOR_OM]
-    return [W.TRANSLATOR, W.SUPERRES, W.DETECTOR_SEM]
+    # The OM detector guides the working scales (srpsa.inference.full); the SEM detector measures.
+    return [W.TRANSLATOR, W.SUPERRES, W.DETECTOR_OM, W.DETECTOR_SEM]
 
 
 def _diameter_range_px(settings: AnalyzeSettings, pixel_size_um: float | None) -> tuple[float, float] | None:
@@ -155,28 +179,24 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
 
     model_names = _models_for(settings)
     model_dirs = {name: W.model_dir(name, settings.weights) for name in model_names}
+    model_hashes = {name: W.weights_hash(folder) for name, folder in model_dirs.items()}
     image = loaded.data
     diameter_range = _diameter_range_px(settings, pixel_size)
-    detector = _load_detector(str(model_dirs[model_names[-1]]), settings.backend)
+    detector = _load_detector(str(model_dirs[model_names[-1]]), settings.backend) if settings.pipeline != "full" or settings.modality == "sem" else None
     enhance_info = None
     if settings.pipeline == "full" and settings.modality == "om":
         # OM -> translate -> super-resolve at a particle-following scale; the SEM-domain detector then
         # works on the SEM-like image and its circles are mapped back to input pixels.
-        from srpsa.inference.enhance import to_input_coordinates
-
-        enhancer = _load_enhancer(str(model_dirs[W.TRANSLATOR]), str(model_dirs[W.SUPERRES]), settings.enhance_flow)
-        d_hint = math.sqrt(diameter_range[0] * diameter_range[1]) if diameter_range else None
-        result = enhancer.enhance(image, diameter_px=d_hint, timer=timer)
-        scale = result.plan.output_scale
-        enhance_info = result.plan.to_dict() | {"flow": settings.enhance_flow}
-        with timer("detect"):
-            circles, scores = detector.detect(
-                result.image,
-                diameter_range=None if diameter_range is None else (diameter_range[0] * scale, diameter_range[1] * scale),
-                refine=settings.refine,
-            )
-        circles = to_input_coordinates(circles, scale)
-        del result
+        pipe, note = _load_full_pipeline(
+            str(W.weights_root(settings.weights)), str(model_dirs[W.TRANSLATOR]), str(model_dirs[W.SUPERRES]),
+            str(model_dirs[W.DETECTOR_SEM]), str(model_dirs[W.DETECTOR_OM]), settings.enhance_flow, settings.backend,
+            tuple(sorted(model_hashes.items())), _calibration_text(settings.weights),
+        )
+        if note:
+            warnings.append(note)
+        res = pipe.detect(image, diameter_range=diameter_range, refine=settings.refine, timer=timer)
+        circles, scores = res.circles, res.scores
+        enhance_info = {**res.info.pop("enhance"), **res.info}
     else:
         with timer("detect"):
             circles, scores = detector.detect(image, diameter_range=diameter_range, refine=settings.refine)
@@ -216,7 +236,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         "count_edge": n_edge,
         "statistics": {"Q0": stats["number"], "Q3": stats["volume"]},
         "kde_method": stats["number"].get("kde_method"),
-        "models": {name: {"path": str(folder), "sha256": W.weights_hash(folder)} for name, folder in model_dirs.items()},
+        "models": {name: {"path": str(folder), "sha256": model_hashes[name]} for name, folder in model_dirs.items()},
         "settings": asdict(settings),
         "software": {"srpsa": __version__},
         "enhance": enhance_info,
