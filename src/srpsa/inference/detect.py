@@ -282,6 +282,7 @@ class Detector:
         refine: bool = True,
         p_thresh: float | None = None,
         nms_thresh: float | None = None,
+        extend: bool | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Detect circular particles.
 
@@ -299,6 +300,10 @@ class Detector:
             config's ``refine.enabled`` also allows it.
         p_thresh, nms_thresh : float, optional
             Override the stored thresholds.
+        extend : bool, optional
+            Let the pyramid grow beyond the chosen scales when the detections say the sizes continue
+            (``inference.adaptive_scales``). Default: for automatic scales only, not for explicit
+            ``scales`` or ``diameter_range``.
 
         Returns
         -------
@@ -310,7 +315,9 @@ class Detector:
         use = self.resolve_scales(img, scales, diameter_range)
         cache: dict[float, tuple] = {}
         cands = self.candidates(img, use, cache)
-        if self.last_info.get("scales_from") in ("estimate", "config") and self.cfg.inference.adaptive_scales:
+        if extend is None:
+            extend = self.last_info.get("scales_from") in ("estimate", "config")
+        if extend and self.cfg.inference.adaptive_scales:
             cands = self._extend_pyramid(img, cands, self.p_thresh if p_thresh is None else p_thresh, cache)
         self.last_info["scales"] = list(cands.scales)
         circles, scores = self.merge(cands, p_thresh, nms_thresh)

@@ -6,7 +6,10 @@ lens spot inside each sphere, rings and dense packing pull it 2-4x off, and a wr
 samples the particles past what the GANs were trained on (the failure on the tertiary preset, see
 docs/decisions.md). The OM-direct detector was trained on exactly these images and finds them at
 F1 ~1 on the simulator presets, so its detections are a far better size guide: their median diameter
-sets the enhance scale, and their 2-98 % range (widened by ``range_margin``) the SEM detector's scales.
+sets the enhance scale and the centre of the SEM detector's starting pyramid (median / 3 to median x 3,
+``range_factor``; the detector's adaptive extension adds scales when detections say the sizes go on).
+Not the detections' extremes: out of its training domain the OM detector's false positives sit in the
+tails.
 It runs at most once per image, without refinement, and the pipeline falls back to the generic estimate
 when it finds fewer than ``min_guide_particles``.
 
@@ -46,8 +49,9 @@ class GuideConfig:
 
     enabled: bool = True
     min_guide_particles: int = 5  # fewer detections than this: use the generic size estimate
-    range_quantiles: tuple[float, float] = (0.02, 0.98)
-    range_margin: float = 1.5  # the SEM detector looks for diameters (q_lo / m, q_hi * m)
+    # The SEM detector starts from diameters (median / f, median * f); most powders span less than 10x
+    # and the detector's pyramid extension follows detections beyond.
+    range_factor: float = 3.0
 
 
 def size_guide(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = None) -> tuple[float, tuple[float, float]] | None:
@@ -57,9 +61,8 @@ def size_guide(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = 
     circles, _ = om_detector.detect(om, refine=False)
     if len(circles) < cfg.min_guide_particles:
         return None
-    d = 2.0 * circles[:, 2]
-    q_lo, q_hi = np.quantile(d, cfg.range_quantiles)
-    return float(np.median(d)), (float(q_lo / cfg.range_margin), float(q_hi * cfg.range_margin))
+    med = float(np.median(2.0 * circles[:, 2]))
+    return med, (med / cfg.range_factor, med * cfg.range_factor)
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,8 @@ class FullPipeline:
         uncal = None
         with ctx("detect"):
             use_cal = refine and self.calibration is not None and det.cfg.refine.enabled
-            circles, scores = det.detect(result.image, diameter_range=sem_range, refine=False)
+            # A user's --diameter-range is taken as given; the guide's range is a starting point.
+            circles, scores = det.detect(result.image, diameter_range=sem_range, refine=False, extend=info["size_from"] == "om_detector")
             if refine and det.cfg.refine.enabled and len(circles) and (return_uncalibrated or not use_cal):
                 uncal, _ = refine_circles(result.image, circles, det.cfg.refine)
             if use_cal and len(circles):
@@ -228,7 +232,7 @@ def fit_sizing_calibration(pipeline: FullPipeline, images: list[tuple[np.ndarray
         om = as_gray(om)
         result, sem_range, _ = pipeline.enhance_for(om)
         sx, sy = output_scales(om.shape, result.image.shape)
-        circles, _ = det.detect(result.image, diameter_range=sem_range, refine=False)
+        circles, _ = det.detect(result.image, diameter_range=sem_range, refine=False, extend=True)
         ref, ok, sigma = refine_circles(result.image, circles, zero, return_sigma=True)
         g = np.asarray(gt, np.float64).reshape(-1, 3)
         g_out = np.column_stack([(g[:, 0] + 0.5) * sx - 0.5, (g[:, 1] + 0.5) * sy - 0.5, g[:, 2] * math.sqrt(sx * sy)])
