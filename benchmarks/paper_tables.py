@@ -215,8 +215,9 @@ def main() -> None:
     # without one (the pipeline refuses a calibration fitted on other weights).
     cal = load_calibration(weights_root() / CALIBRATION_FILE)
     hashes = {n: weights_hash(model_dir(n)) for n in (TRANSLATOR, SUPERRES, DETECTOR_SEM, DETECTOR_OM)}
-    if cal is not None and cal.mismatch(hashes, "adaptive"):
-        raise SystemExit(f"{CALIBRATION_FILE}: {cal.mismatch(hashes, 'adaptive')}; re-run scripts/calibrate_full_pipeline.py")
+    why = cal.mismatch(hashes, "adaptive") if cal is not None else None
+    if why:
+        raise SystemExit(f"{CALIBRATION_FILE}: {why}; re-run scripts/calibrate_full_pipeline.py")
     pipes = {name: FullPipeline(Enhancer.load(d, sr_dir, EnhanceConfig()), det_sem, det_om, calibration=cal if name == shipped else None)
              for name, d in translators.items()}
     paper_flow = FullPipeline(Enhancer.load(translators[shipped], sr_dir, EnhanceConfig(flow="paper")), det_sem, det_om)

@@ -8,7 +8,7 @@ images of the GANs' training distribution (``configs/synth/gan.toml``: the domai
 preset with 10-44 px particles; seeds far from the GAN training seeds; never the paper presets, the
 held-out one or benchmark seeds),
 matches the detections to the known circles and re-fits the refinement's bias terms
-(:func:`srpsa.inference.refine.calibrate_bias`). The result records the sha256 of the three models; the
+(:func:`srpsa.inference.refine.calibrate_bias`). The result records the sha256 of the four models; the
 pipeline ignores it (with a warning) once any of them changes.
 
 With ``--annotated DIR`` it uses a lab's own annotated OM images instead (the layout ``srpsa train
@@ -72,7 +72,7 @@ def main() -> None:
     bias, report = fit_sizing_calibration(pipe, images, progress=lambda k, n: print(f"  image {k}/{n} ({time.time() - t0:.0f} s)", flush=True))
     cal = SizingCalibration(
         bias,
-        # The OM detector only guides the scales; the sizes come from the other three.
+        # All four: the OM detector sets the working scale, which changes the edges the SEM detector sees.
         {name: W.weights_hash(dirs[name]) for name in (W.TRANSLATOR, W.SUPERRES, W.DETECTOR_SEM, W.DETECTOR_OM)},
         args.flow,
         {"report": report, "provenance": source},

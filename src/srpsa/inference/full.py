@@ -187,8 +187,10 @@ class FullPipeline:
         uncal = None
         with ctx("detect"):
             use_cal = refine and self.calibration is not None and det.cfg.refine.enabled
-            # A user's --diameter-range is taken as given; the guide's range is a starting point.
-            circles, scores = det.detect(result.image, diameter_range=sem_range, refine=False, extend=info["size_from"] == "om_detector")
+            # A user's --diameter-range is taken as given; the guide's range is a starting point (and
+            # without either, the detector's own default applies: automatic scales may extend).
+            extend = True if info["size_from"] == "om_detector" else None
+            circles, scores = det.detect(result.image, diameter_range=sem_range, refine=False, extend=extend)
             if refine and det.cfg.refine.enabled and len(circles) and (return_uncalibrated or not use_cal):
                 uncal, _ = refine_circles(result.image, circles, det.cfg.refine)
             if use_cal and len(circles):

@@ -182,7 +182,6 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     model_hashes = {name: W.weights_hash(folder) for name, folder in model_dirs.items()}
     image = loaded.data
     diameter_range = _diameter_range_px(settings, pixel_size)
-    detector = _load_detector(str(model_dirs[model_names[-1]]), settings.backend) if settings.pipeline != "full" or settings.modality == "sem" else None
     enhance_info = None
     if settings.pipeline == "full" and settings.modality == "om":
         # OM -> translate -> super-resolve at a particle-following scale; the SEM-domain detector then
@@ -198,6 +197,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         circles, scores = res.circles, res.scores
         enhance_info = {**res.info.pop("enhance"), **res.info}
     else:
+        detector = _load_detector(str(model_dirs[model_names[-1]]), settings.backend)
         with timer("detect"):
             circles, scores = detector.detect(image, diameter_range=diameter_range, refine=settings.refine)
 
