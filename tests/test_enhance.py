@@ -11,6 +11,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import imageio.v3 as iio
 import numpy as np
 import pandas as pd
@@ -126,10 +127,11 @@ def test_analyze_full_pipeline_reports_input_coordinates(tiny_weights, tmp_path,
     iio.imwrite(src, np.clip(np.rint(pair.om * 255), 0, 255).astype(np.uint8))
     out = tmp_path / "out"
     code = main(["analyze", str(src), "--out", str(out), "--pipeline", "full", "--weights", str(tiny_weights),
-                 "--bootstrap", "0", "--diameter-range", "16", "36"])
+                 "--bootstrap", "0", "--diameter-range", "16", "36", "--sr", "model"])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "om" / "summary.json").read_text())
     assert summary["enhance"]["output_scale"] == 2.0 and summary["enhance"]["flow"] == "adaptive"
+    assert summary["enhance"]["sr_mode"] == "model"
     assert {"translate", "superres", "detector-sem", "detector-om"} <= set(summary["models"])
     assert summary["enhance"]["size_from"] == "diameter_range" and summary["enhance"]["sizing_calibration"] is False
     assert any("sizing calibration" in w for w in summary["warnings"])
@@ -143,7 +145,7 @@ def test_analyze_full_pipeline_reports_input_coordinates(tiny_weights, tmp_path,
 def test_full_pipeline_guide_and_sizing_calibration(tiny_weights, tmp_path, capsys):
     """The OM detector sets the working scale; a calibration applies only to the models it was fitted on."""
     from srpsa.inference import weights as W
-    from srpsa.inference.full import CALIBRATION_FILE, SizingCalibration, load_calibration
+    from srpsa.inference.full import CALIBRATION_FILE, SizingCalibration, flow_key, load_calibration
     from srpsa.synth import make_pair, preset
 
     root = tmp_path / "w"
@@ -155,9 +157,11 @@ def test_full_pipeline_guide_and_sizing_calibration(tiny_weights, tmp_path, caps
     iio.imwrite(src, np.clip(np.rint(pair.om * 255), 0, 255).astype(np.uint8))
     hashes = {n: W.weights_hash(root / n) for n in (W.TRANSLATOR, W.SUPERRES, W.DETECTOR_SEM, W.DETECTOR_OM)}
     bias = {"bias_rel": -0.04, "bias_px": 0.0, "bias_inv": 0.0, "bias_sigma": 0.0}
-    (root / CALIBRATION_FILE).write_text(json.dumps(SizingCalibration(bias, hashes, "adaptive").to_dict()))
-    assert load_calibration(root / CALIBRATION_FILE).mismatch(hashes, "adaptive") is None
+    # fitted for the default chain (translate -> detect): not for the one with the SR stage
+    (root / CALIBRATION_FILE).write_text(json.dumps(SizingCalibration(bias, hashes, flow_key("adaptive", "none")).to_dict()))
+    assert load_calibration(root / CALIBRATION_FILE).mismatch(hashes, flow_key("adaptive", "none")) is None
     assert "paper" in load_calibration(root / CALIBRATION_FILE).mismatch(hashes, "paper")
+    assert "not 'adaptive'" in load_calibration(root / CALIBRATION_FILE).mismatch(hashes, flow_key("adaptive", "model"))
 
     args = ["analyze", str(src), "--pipeline", "full", "--weights", str(root), "--bootstrap", "0"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0, capsys.readouterr().err
@@ -180,3 +184,128 @@ def test_full_pipeline_guide_and_sizing_calibration(tiny_weights, tmp_path, caps
     assert main(args + ["--out", str(tmp_path / "c")]) == 1
     err = capsys.readouterr().err
     assert "not a valid full-pipeline calibration" in err and "Traceback" not in err
+
+
+def test_onnx_enhancer_matches_torch_and_reexports_on_new_weights(tiny_weights, tmp_path):
+    """Both GAN stages through ONNX Runtime give the torch result; the export is cached by weights hash."""
+    pytest.importorskip("onnxruntime")
+    root = tmp_path / "w"
+    shutil.copytree(tiny_weights, root, ignore=shutil.ignore_patterns("*.onnx"))
+    cfg = EnhanceConfig(tile=64, overlap=16, sr_tile=32, sr_overlap=8)
+    om = np.random.default_rng(3).random((80, 100)).astype(np.float32)
+    ref = Enhancer.load(root / "translate", root / "superres", cfg)
+    onnx = Enhancer.load(root / "translate", root / "superres", cfg, backend="onnx")
+    np.testing.assert_allclose(onnx.translate(om), ref.translate(om), atol=1e-4)
+    np.testing.assert_allclose(onnx.super_resolve(om[:40, :50]), ref.super_resolve(om[:40, :50]), atol=1e-4)
+    first = sorted(p.name for p in (root / "translate").glob("generator.*.onnx"))
+    assert len(first) == 1
+    # New translator weights: a new export replaces the stale one.
+    torch.manual_seed(7)
+    save_generator_release(root / "translate", Pix2PixGenerator(ngf=4, depth=3, attention_levels=1, dropout=0.0).eval(), task="translate")
+    again = Enhancer.load(root / "translate", root / "superres", cfg, backend="onnx")
+    second = sorted(p.name for p in (root / "translate").glob("generator.*.onnx"))
+    assert len(second) == 1 and second != first
+    np.testing.assert_allclose(again.translate(om), Enhancer.load(root / "translate", root / "superres", cfg).translate(om), atol=1e-4)
+
+
+def test_sr_mode_none_outputs_the_translation(enhancer):
+    cfg = replace(enhancer.cfg, sr_mode="none")
+    fast = Enhancer(enhancer.translator, enhancer.superres, cfg)
+    om = np.random.default_rng(4).random((64, 96)).astype(np.float32)
+    res = fast.enhance(om, diameter_px=96.0)  # 96 px particles: translated at 0.5 and not super-resolved
+    assert res.plan.translate_scale == res.plan.output_scale == pytest.approx(0.5)
+    np.testing.assert_allclose(res.image, enhancer.translate(cv2.resize(om, (48, 32), interpolation=cv2.INTER_AREA)), atol=1e-6)
+    with pytest.raises(InputError, match="sr_mode"):
+        EnhanceConfig(sr_mode="bicubic")
+
+
+class _ThresholdDetector:
+    """Stands in for the OM detector: bright discs on black, sized by their area (exact on clean discs)."""
+
+    last_info: dict = {}
+
+    def detect(self, image, refine=False):
+        from skimage.measure import label, regionprops
+
+        props = regionprops(label(image > 0.5))
+        c = np.array([[p.centroid[1], p.centroid[0], np.sqrt(p.area / np.pi)] for p in props]).reshape(-1, 3)
+        return c, np.ones(len(c))
+
+
+def _disc_image(shape, diameters, seed):
+    """Non-overlapping discs at random places; returns the image and the diameters of the discs placed."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros(shape, np.float32)
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    placed = []
+    for d in diameters:
+        for _ in range(50):
+            x, y = rng.uniform(0, shape[1]), rng.uniform(0, shape[0])
+            disc = (xx - x) ** 2 + (yy - y) ** 2 <= (d / 2) ** 2
+            if not img[disc].any() and d / 2 + 1 < x < shape[1] - d / 2 - 1 and d / 2 + 1 < y < shape[0] - d / 2 - 1:
+                grow = (xx - x) ** 2 + (yy - y) ** 2 <= (d / 2 + 2) ** 2  # keep a gap: no merged blobs
+                if not img[grow].any():
+                    img[disc] = 1.0
+                    placed.append(d)
+                    break
+    return img, np.array(placed)
+
+
+class _IndexDetector:
+    """Stands in for the OM detector on an image whose pixels hold their own flat index: it recovers
+    where the crop it is given lies and returns the known circles centred in it (cut ones included, as
+    the network finds them)."""
+
+    def __init__(self, circles: np.ndarray, width: int) -> None:
+        self.circles, self.width, self.shapes, self.last_info = circles, width, [], {}
+
+    def detect(self, image, refine=False):
+        self.shapes.append(image.shape)
+        y0, x0 = divmod(int(image[0, 0]), self.width)
+        c = self.circles - [x0, y0, 0]
+        inside = (c[:, 0] >= 0) & (c[:, 0] < image.shape[1]) & (c[:, 1] >= 0) & (c[:, 1] < image.shape[0])
+        return c[inside], np.ones(int(inside.sum()))
+
+
+def test_guide_on_large_image_samples_a_window_without_edge_bias():
+    """Above ``max_pixels`` the guide reads a centred window; the edge-corrected median stays unbiased."""
+    from srpsa.inference.guide import GuideConfig, _window, size_guide
+
+    h, w = 1200, 1800
+    rng = np.random.default_rng(0)
+    d = rng.uniform(10.0, 250.0, 20000)
+    circles = np.column_stack([rng.uniform(0, w, d.size), rng.uniform(0, h, d.size), d / 2])
+    om = np.arange(h * w, dtype=np.float32).reshape(h, w)  # exact up to 2**24
+    det = _IndexDetector(circles, w)
+    med, (lo, hi) = size_guide(det, om, GuideConfig(max_pixels=400_000))
+    assert det.shapes == [(516, 774)]  # one window of <= 400k px with the image's aspect ratio
+    assert med == pytest.approx(130.0, rel=0.05)  # the median of U(10, 250)
+    # range: median / 3 below (the 2 % quantile / 1.3 is smaller), the 98 % quantile x 1.3 above (< median x 3)
+    assert lo == pytest.approx(med / 3) and hi == pytest.approx(245.2 * 1.3, rel=0.03)
+    # Without the edge correction the large particles, more often cut by the window, would be lost:
+    ys, xs = _window(h, w, 400_000)
+    c = circles[(circles[:, 0] - circles[:, 2] >= xs.start) & (circles[:, 0] + circles[:, 2] <= xs.stop - 1)
+                & (circles[:, 1] - circles[:, 2] >= ys.start) & (circles[:, 1] + circles[:, 2] <= ys.stop - 1)]
+    assert np.median(2 * c[:, 2]) < 0.9 * 130.0
+    # Below the limit the whole image is read.
+    det.shapes.clear()
+    med_all, _ = size_guide(det, om, GuideConfig(max_pixels=0))
+    assert det.shapes == [(h, w)] and med_all == pytest.approx(130.0, rel=0.05)
+
+
+def test_guide_falls_back_to_shrunk_image_when_window_holds_few_particles():
+    from srpsa.inference.guide import GuideConfig, size_guide
+
+    img, placed = _disc_image((1000, 1000), [180.0] * 12, seed=2)
+    det = _ThresholdDetector()
+    med, _ = size_guide(det, img, GuideConfig(max_pixels=90_000, min_guide_particles=5))
+    assert abs(med / float(np.median(placed)) - 1) < 0.05
+
+
+def test_guide_tail_quantiles_narrow_the_detector_range():
+    from srpsa.inference.guide import GuideConfig, size_guide
+
+    img, placed = _disc_image((600, 600), [30.0] * 60, seed=3)
+    med, (lo, hi) = size_guide(_ThresholdDetector(), img, GuideConfig(tail_quantile=0.02, tail_margin=1.3))
+    assert med == pytest.approx(30.0, rel=0.05)
+    assert lo == pytest.approx(med / 1.3, rel=0.05) and hi == pytest.approx(med * 1.3, rel=0.05)

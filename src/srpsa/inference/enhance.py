@@ -39,6 +39,7 @@ from srpsa.inference.detect import as_gray
 from srpsa.inference.tiling import apply_tiled
 
 FLOWS = ("adaptive", "paper")
+SR_MODES = ("model", "none")
 
 
 @dataclass(frozen=True)
@@ -60,15 +61,22 @@ class EnhanceConfig:
     min_sr_input_diameter_px: float = 8.0  # the issue's floor: below ~8 px a particle is not restorable
     paper_translate_scale: float = 0.5  # sec 5.2: 1024 -> 512
     paper_sr_input_scale: float = 0.125  # sec 5.2: 512 -> 128 before 4x SR
-    tile: int = 256  # translation tile (a multiple of the U-Net's 2**depth)
+    # "model": the ESRGAN stage (the paper's chain); "none": the SEM detector reads the translation
+    # itself (translate -> detect), the fast mode compared side by side in docs/speed.md.
+    sr_mode: str = "model"
+    # Tiles: larger tiles waste less on overlaps; 512 (translation) and 192 (SR input) sit where ONNX
+    # Runtime's throughput on this CPU peaks (docs/speed.md, per-network table).
+    tile: int = 512  # translation tile (a multiple of the U-Net's 2**depth)
     overlap: int = 32
-    sr_tile: int = 96  # SR input tile (output 4x)
+    sr_tile: int = 192  # SR input tile (output 4x)
     sr_overlap: int = 16
-    batch_size: int = 4
+    batch_size: int = 1
 
     def __post_init__(self) -> None:
         if self.flow not in FLOWS:
             raise InputError(f"enhance flow must be one of {', '.join(FLOWS)}, got '{self.flow}'")
+        if self.sr_mode not in SR_MODES:
+            raise InputError(f"enhance sr_mode must be one of {', '.join(SR_MODES)}, got '{self.sr_mode}'")
 
 
 @dataclass
@@ -93,7 +101,11 @@ class EnhanceResult:
 
 
 def plan_scales(diameter_px: float, cfg: EnhanceConfig, sr_scale: int = 4) -> EnhancePlan:
-    """Working scales for an OM image whose particles span ``diameter_px`` pixels."""
+    """Working scales for an OM image whose particles span ``diameter_px`` pixels.
+
+    With ``sr_mode = "none"`` the output is the translation: ``sr_input_scale = output_scale =
+    translate_scale``.
+    """
     if cfg.flow == "paper":
         s_t, s_lr = cfg.paper_translate_scale, cfg.paper_sr_input_scale
     else:
@@ -105,6 +117,8 @@ def plan_scales(diameter_px: float, cfg: EnhanceConfig, sr_scale: int = 4) -> En
         d_t = d * s_t
         factor = min(cfg.sr_input_factor, max(d_t / cfg.min_sr_input_diameter_px, 1.0))
         s_lr = s_t / factor
+    if cfg.sr_mode == "none":
+        return EnhancePlan(diameter_px=float(diameter_px), translate_scale=float(s_t), sr_input_scale=float(s_t), output_scale=float(s_t))
     return EnhancePlan(diameter_px=float(diameter_px), translate_scale=float(s_t), sr_input_scale=float(s_lr), output_scale=float(s_lr * sr_scale))
 
 
@@ -119,56 +133,84 @@ def resize(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 class Enhancer:
-    """The two generators (release folders ``translate/`` and ``superres/``) and how to run them."""
+    """The two generators (release folders ``translate/`` and ``superres/``) and how to run them.
 
-    def __init__(self, translator, superres, cfg: EnhanceConfig | None = None, meta: dict[str, Any] | None = None, threads: int | None = None) -> None:
-        import torch
+    ``backend`` is ``"torch"`` or ``"onnx"`` (:mod:`srpsa.inference.backend`); for ONNX the exports are
+    cached in ``dirs`` (the release folders, by weights hash) like the detector's.
+    """
+
+    def __init__(
+        self,
+        translator,
+        superres,
+        cfg: EnhanceConfig | None = None,
+        meta: dict[str, Any] | None = None,
+        threads: int | None = None,
+        *,
+        backend: str = "torch",
+        dirs: tuple[Path | None, Path | None] = (None, None),
+    ) -> None:
+        from srpsa.inference.backend import make_runner, module_hash
+        from srpsa.inference.weights import weights_hash
 
         self.translator = translator.eval()
         self.superres = superres.eval()
         self.cfg = cfg or EnhanceConfig()
         self.meta = meta or {}
+        self.backend = backend
         self.sr_scale = int(getattr(superres, "model_args", {}).get("scale", 4))
         self._act = getattr(translator, "model_args", {}).get("output_activation", "tanh")
         self._multiple = int(getattr(translator, "size_multiple", 1))
         if self.cfg.tile % self._multiple:
             raise InputError(f"enhance tile {self.cfg.tile} must be a multiple of the translator's {self._multiple}")
-        if threads:
-            torch.set_num_threads(threads)
+
+        def runner(model, folder: Path | None, shape: tuple[int, int, int, int]):
+            digest = "" if backend != "onnx" else (weights_hash(folder) if folder is not None else module_hash(model))
+            return make_runner(model, backend, cache_dir=folder, weights_hash=digest, example_shape=shape, threads=threads, name="generator")
+
+        m = self._multiple
+        self._translate = runner(self.translator, dirs[0], (1, 1, max(64, m), max(64, m)))
+        # The SR network is not needed (nor exported) when the chain stops at the translation.
+        self._superres = runner(self.superres, dirs[1], (1, 1, 32, 32)) if self.cfg.sr_mode == "model" else None
 
     @classmethod
-    def load(cls, translate_dir: str | os.PathLike[str], superres_dir: str | os.PathLike[str], cfg: EnhanceConfig | None = None) -> Enhancer:
+    def load(
+        cls,
+        translate_dir: str | os.PathLike[str],
+        superres_dir: str | os.PathLike[str],
+        cfg: EnhanceConfig | None = None,
+        *,
+        backend: str = "torch",
+        threads: int | None = None,
+    ) -> Enhancer:
         from srpsa.models.release import load_generator_release
 
         t, tmeta = load_generator_release(Path(translate_dir))
         s, smeta = load_generator_release(Path(superres_dir))
         if tmeta.get("task") != "translate" or smeta.get("task") != "superres":
             raise InputError(f"{translate_dir} must hold a translate model and {superres_dir} a superres model")
-        return cls(t, s, cfg, meta={"translate": tmeta, "superres": smeta})
+        return cls(t, s, cfg, meta={"translate": tmeta, "superres": smeta}, threads=threads, backend=backend,
+                   dirs=(Path(translate_dir), Path(superres_dir)))
 
     # -- single stages ----------------------------------------------------------------------------
-    def _run(self, model, batch: np.ndarray, pre, post) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch, np.float32))[:, None]
-            y = post(model(pre(x)))
-            return y[:, 0].clamp(0.0, 1.0).numpy()
-
     def translate(self, om: np.ndarray) -> np.ndarray:
         """SEM-like image on the same grid as ``om`` (gray float in [0, 1])."""
         from srpsa.models.pix2pix import from_generator_range, to_generator_range
 
         def fn(tiles: np.ndarray) -> np.ndarray:
-            return self._run(self.translator, tiles, lambda x: to_generator_range(x, self._act), lambda y: from_generator_range(y, self._act))
+            y = from_generator_range(self._translate(to_generator_range(_nchw(tiles), self._act)), self._act)
+            return np.clip(y[:, 0] if tiles.ndim == 3 else y[0, 0], 0.0, 1.0)
 
         return apply_tiled(as_gray(om), fn, tile=self.cfg.tile, overlap=self.cfg.overlap, batch_size=self.cfg.batch_size)
 
     def super_resolve(self, image: np.ndarray) -> np.ndarray:
         """``sr_scale`` times larger image (gray float in [0, 1])."""
+        if self._superres is None:
+            raise InputError("this enhancer was built with sr_mode='none': it has no super-resolution stage")
 
         def fn(tiles: np.ndarray) -> np.ndarray:
-            return self._run(self.superres, tiles, lambda x: x, lambda y: y)
+            y = self._superres(_nchw(tiles))
+            return np.clip(y[:, 0] if tiles.ndim == 3 else y[0, 0], 0.0, 1.0)
 
         return apply_tiled(as_gray(image), fn, tile=self.cfg.sr_tile, overlap=self.cfg.sr_overlap, scale=self.sr_scale, batch_size=self.cfg.batch_size)
 
@@ -187,10 +229,18 @@ class Enhancer:
         ctx = timer if timer is not None else (lambda _name: contextlib.nullcontext())
         with ctx("translate"):
             translated = self.translate(resize(om, plan.translate_scale))
+        if self.cfg.sr_mode == "none":
+            return EnhanceResult(translated, plan, translated if keep_translation else None, {"flow": self.cfg.flow, "sr_mode": "none"})
         with ctx("super_resolve"):
             lr = resize(translated, plan.sr_input_scale / plan.translate_scale)
             sr = self.super_resolve(lr)
-        return EnhanceResult(sr, plan, translated if keep_translation else None, {"flow": self.cfg.flow})
+        return EnhanceResult(sr, plan, translated if keep_translation else None, {"flow": self.cfg.flow, "sr_mode": "model"})
+
+
+def _nchw(tiles: np.ndarray) -> np.ndarray:
+    """float32 ``(N, 1, H, W)`` from one tile ``(H, W)`` (batch size 1) or a stack ``(N, H, W)``."""
+    t = np.ascontiguousarray(tiles, np.float32)
+    return t[None, None] if t.ndim == 2 else t[:, None]
 
 
 def to_input_coordinates(circles: np.ndarray, scale: float | tuple[float, float]) -> np.ndarray:
