@@ -87,7 +87,7 @@ def enhance_command(
     """OM -> translate -> super-resolve; writes the SEM-like image and OUT.json with the scales used."""
     from srpsa.inference import weights as W
     from srpsa.inference.detect import Detector
-    from srpsa.inference.full import size_guide
+    from srpsa.inference.guide import size_guide
     from srpsa.io.atomic import atomic_write_text
 
     enh = _enhancer(weights, flow)

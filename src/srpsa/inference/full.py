@@ -36,6 +36,7 @@ import numpy as np
 from srpsa.errors import InputError
 from srpsa.inference.detect import Detector, as_gray
 from srpsa.inference.enhance import Enhancer, output_scales, to_input_coordinates
+from srpsa.inference.guide import GuideConfig, size_guide
 from srpsa.inference.refine import refine_circles
 
 CALIBRATION_FILE = "full-pipeline.json"
@@ -43,26 +44,9 @@ CALIBRATION_FORMAT = "srpsa-full-pipeline/1"
 BIAS_KEYS = ("bias_rel", "bias_px", "bias_inv", "bias_sigma")
 
 
-@dataclass(frozen=True)
-class GuideConfig:
-    """How the OM detector's detections steer the full pipeline."""
-
-    enabled: bool = True
-    min_guide_particles: int = 5  # fewer detections than this: use the generic size estimate
-    # The SEM detector starts from diameters (median / f, median * f); most powders span less than 10x
-    # and the detector's pyramid extension follows detections beyond.
-    range_factor: float = 3.0
-
-
-def size_guide(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = None) -> tuple[float, tuple[float, float]] | None:
-    """(median diameter, (d_min, d_max)) in OM px from the OM detector's detections (no refinement), or
-    None when it finds fewer than ``cfg.min_guide_particles``."""
-    cfg = cfg or GuideConfig()
-    circles, _ = om_detector.detect(om, refine=False)
-    if len(circles) < cfg.min_guide_particles:
-        return None
-    med = float(np.median(2.0 * circles[:, 2]))
-    return med, (med / cfg.range_factor, med * cfg.range_factor)
+def flow_key(flow: str, sr_mode: str = "model") -> str:
+    """The enhance chain a sizing calibration belongs to: the flow, plus ``+no-sr`` without the SR stage."""
+    return flow if sr_mode == "model" else f"{flow}+no-sr"
 
 
 @dataclass(frozen=True)
@@ -146,15 +130,18 @@ class FullPipeline:
             with ctx("guide"):
                 guide = self.size_guide(om)
             if guide is not None:
+                from srpsa.inference.guide import guide_info
+
                 d_hint, d_range = guide
                 info["size_from"] = "om_detector"
                 info["guide_median_diameter_px"] = d_hint
+                info.update(guide_info(self.om_detector))
             else:
                 info["size_from"] = "estimate"
         result = self.enhancer.enhance(om, diameter_px=d_hint, timer=timer)
         scale = result.plan.output_scale
         sem_range = None if d_range is None else (d_range[0] * scale, d_range[1] * scale)
-        info["enhance"] = result.plan.to_dict() | {"flow": self.enhancer.cfg.flow}
+        info["enhance"] = result.plan.to_dict() | {"flow": self.enhancer.cfg.flow, "sr_mode": self.enhancer.cfg.sr_mode}
         return result, sem_range, info
 
     def size_guide(self, om: np.ndarray) -> tuple[float, tuple[float, float]] | None:

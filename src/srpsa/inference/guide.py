@@ -1,0 +1,121 @@
+"""The size guide: the typical particle size of an image, read by a detector from a sample of it.
+
+Two consumers. The full pipeline's enhance chain and its SEM detector both need the particle size before
+they run (docs/gans.md, "Working scale"): the OM detector's detections give it (see
+:mod:`srpsa.inference.full`). And any detector on a large image without a given size range
+(:func:`guided_detect`): the automatic size estimate (:mod:`srpsa.inference.scale`) is deliberately
+generous (its range is widened 2x each way), and on a 4752x3168 image that put a near-full-resolution
+pyramid scale in, 72 % of a 150 s run (docs/speed.md). The detector's own detections on a window give
+a range that is both cheaper and tighter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from srpsa.inference.detect import Detector
+from srpsa.psd.statistics import weighted_percentile
+
+
+@dataclass(frozen=True)
+class GuideConfig:
+    """How a detector's detections on a sample set the working scale and the detector's range."""
+
+    enabled: bool = True
+    min_guide_particles: int = 5  # fewer detections than this: use the generic size estimate
+    # The (second) detector pass starts from diameters (median / f, median * f); most powders span < 10x
+    # and the detector's pyramid extension follows detections beyond.
+    range_factor: float = 3.0
+    # ... narrowed to the guide's own tails when they are closer: (q / tail_margin, q' * tail_margin) for
+    # the ``tail_quantile`` and ``1 - tail_quantile`` quantiles. The finest scale costs the most, so a
+    # narrow powder should not pay for a 9x range (0: off, always median / f .. median * f).
+    tail_quantile: float = 0.02
+    tail_margin: float = 1.3
+    # A median needs a sample, not every particle: on a larger image the guide reads a centred window
+    # of this many pixels (whole-image guide on 4752x3168: 51 s of a 93 s run, docs/speed.md). 0: always
+    # the whole image.
+    max_pixels: int = 1_000_000
+
+
+def _window(h: int, w: int, max_pixels: int) -> tuple[slice, slice]:
+    """The centred window of at most ``max_pixels`` pixels with the image's aspect ratio."""
+    f = math.sqrt(max_pixels / (h * w))
+    wh, ww = max(1, int(h * f)), max(1, int(w * f))
+    y0, x0 = (h - wh) // 2, (w - ww) // 2
+    return slice(y0, y0 + wh), slice(x0, x0 + ww)
+
+
+def _guide_range(d: np.ndarray, weights: np.ndarray | None, cfg: GuideConfig) -> tuple[float, tuple[float, float]]:
+    """(median, SEM-detector range) from guide diameters (``weights`` None: unweighted)."""
+    def q(p: float) -> float:
+        return float(np.quantile(d, p)) if weights is None else float(weighted_percentile(d, 100.0 * p, weights))
+
+    med = q(0.5)
+    lo, hi = med / cfg.range_factor, med * cfg.range_factor
+    if cfg.tail_quantile > 0:
+        lo = max(lo, q(cfg.tail_quantile) / cfg.tail_margin)
+        hi = min(hi, q(1.0 - cfg.tail_quantile) * cfg.tail_margin)
+    return med, (lo, hi)
+
+
+def size_guide(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = None) -> tuple[float, tuple[float, float]] | None:
+    """(median diameter, (d_min, d_max)) in OM px from the OM detector's detections (no refinement), or
+    None when it finds fewer than ``cfg.min_guide_particles``.
+
+    Images above ``cfg.max_pixels`` are sampled through a centred window. Only particles wholly inside
+    the window count, each weighted by ``1 / ((W - d) (H - d))``, the inverse of the area where its
+    centre could lie and still fit (the Miles-Lantuejoul edge correction of stereology): without it,
+    large particles, more often cut by the window's border, would pull the median down. When the window
+    holds too few particles (large ones), the whole image is read, shrunk to ``max_pixels``.
+    """
+    cfg = cfg or GuideConfig()
+    h, w = om.shape[:2]
+    if cfg.max_pixels and h * w > cfg.max_pixels:
+        ys, xs = _window(h, w, cfg.max_pixels)
+        wh, ww = ys.stop - ys.start, xs.stop - xs.start
+        c, _ = om_detector.detect(om[ys, xs], refine=False)
+        om_detector.last_info["guide_shape"] = [wh, ww]
+        x, y, r = c[:, 0], c[:, 1], c[:, 2]
+        inside = (x - r >= -0.5) & (y - r >= -0.5) & (x + r <= ww - 0.5) & (y + r <= wh - 0.5)
+        d = 2.0 * r[inside]
+        if len(d) >= cfg.min_guide_particles:
+            return _guide_range(d, 1.0 / np.maximum((ww - d) * (wh - d), 1.0), cfg)
+        f = math.sqrt(cfg.max_pixels / (h * w))
+        small = cv2.resize(om, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        circles, _ = om_detector.detect(small, refine=False)
+        om_detector.last_info["guide_shape"] = list(small.shape)
+        circles = circles / f
+    else:
+        circles, _ = om_detector.detect(om, refine=False)
+        om_detector.last_info["guide_shape"] = [h, w]
+    if len(circles) < cfg.min_guide_particles:
+        return None
+    return _guide_range(2.0 * circles[:, 2], None, cfg)
+
+
+def guided_detect(detector: Detector, image: np.ndarray, cfg: GuideConfig | None = None, refine: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Detect on an image above ``cfg.max_pixels`` in two passes: the guide on a window, then the whole
+    image at the scales of the guide's range (which may still extend); smaller images, or no usable
+    guide, take the detector's single automatic pass. Returns circles, scores and what was decided."""
+    cfg = cfg or GuideConfig()
+    h, w = image.shape[:2]
+    if not cfg.enabled or not cfg.max_pixels or h * w <= cfg.max_pixels:
+        circles, scores = detector.detect(image, refine=refine)
+        return circles, scores, {"size_from": "estimate"}
+    guide = size_guide(detector, image, cfg)
+    if guide is None:
+        circles, scores = detector.detect(image, refine=refine)
+        return circles, scores, {"size_from": "estimate"}
+    med, d_range = guide
+    info = {"size_from": "guide", "guide_median_diameter_px": med, "guide_range_px": list(d_range), **guide_info(detector)}
+    circles, scores = detector.detect(image, diameter_range=d_range, refine=refine, extend=True)
+    return circles, scores, info
+
+
+def guide_info(detector: Detector) -> dict:
+    """What the guide's detector pass saw (for speed accounting: shape and pyramid scales)."""
+    return {"guide_shape": detector.last_info.get("guide_shape"), "guide_scales": list(detector.last_info.get("scales", []))}
