@@ -19,7 +19,8 @@ def command(
         "detect-only", "--pipeline", help="For OM input: detect-only (OM-trained detector, no SR) or full (OM -> translate -> super-resolve -> detect)."
     ),
     flow: str = typer.Option("adaptive", "--flow", help="Full pipeline: adaptive (GAN working scales follow the particle size) or paper (1024 -> 512 -> 128 -> 512)."),
-    backend: str = typer.Option("torch", "--backend", help="Detector engine: torch, or onnx (ONNX Runtime, about 1.7x faster on CPU; the export is cached next to the weights or in $SRPSA_CACHE_DIR)."),
+    sr: str = typer.Option("none", "--sr", help="Full pipeline: none (the detector reads the translation; 2-3x faster, same F1 and mean size on the simulator, docs/decisions.md) or model (ESRGAN stage in between, the paper's chain)."),
+    backend: str = typer.Option("auto", "--backend", help="Network engine: auto (onnx when onnxruntime is installed, else torch), torch, or onnx (ONNX Runtime, 1.5-2x faster on CPU; the export is cached next to the weights or in $SRPSA_CACHE_DIR)."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: $SRPSA_WEIGHTS_DIR or the shipped weights)."),
     diameter_range: tuple[float, float] | None = typer.Option(
         None, "--diameter-range", help="Expected particle diameters MIN MAX (skips the automatic size estimate)."
@@ -56,6 +57,7 @@ def command(
         bootstrap=bootstrap,
         seed=seed,
         enhance_flow=flow,
+        enhance_sr=sr,
         backend=backend,
     )
     images = iter_image_files(list(inputs))

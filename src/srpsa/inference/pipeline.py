@@ -41,6 +41,9 @@ class AnalyzeSettings:
     seed: int = 0
     enhance_flow: str = "adaptive"  # full pipeline: "adaptive" (scale follows the particles) or "paper"
     backend: str = "torch"  # detector engine: "torch" or "onnx" (ONNX Runtime, faster on CPUs)
+    # full pipeline: "none" (the SEM detector reads the translation; default, docs/decisions.md) or "model"
+    # (the ESRGAN stage in between, the paper's chain)
+    enhance_sr: str = "none"
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -49,12 +52,16 @@ class AnalyzeSettings:
             raise InputError(f"--pipeline must be one of {', '.join(PIPELINES)}, got '{self.pipeline}'")
         if self.pixel_size_um is not None and not (self.pixel_size_um > 0 and math.isfinite(self.pixel_size_um)):
             raise InputError(f"--pixel-size must be a positive number of um per pixel, got {self.pixel_size_um}")
-        from srpsa.inference.backend import BACKENDS
+        from srpsa.inference.backend import BACKEND_CHOICES, resolve_backend
 
-        if self.backend not in BACKENDS:
-            raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got '{self.backend}'")
+        if self.backend not in BACKEND_CHOICES:
+            raise InputError(f"--backend must be one of {', '.join(BACKEND_CHOICES)}, got '{self.backend}'")
+        # Recorded resolved: summary.json says which engine ran.
+        object.__setattr__(self, "backend", resolve_backend(self.backend))
         if self.enhance_flow not in ("adaptive", "paper"):
             raise InputError(f"--flow must be adaptive or paper, got '{self.enhance_flow}'")
+        if self.enhance_sr not in ("model", "none"):
+            raise InputError(f"--sr must be model or none, got '{self.enhance_sr}'")
         if self.diameter_unit not in ("px", "um"):
             raise InputError(f"diameter unit must be 'px' or 'um', got '{self.diameter_unit}'")
         if self.diameter_range is not None:
@@ -82,13 +89,14 @@ class StageTimer:
 
 @functools.lru_cache(maxsize=2)
 def _load_full_pipeline(root: str, translate_dir: str, superres_dir: str, sem_dir: str, om_dir: str, flow: str, backend: str,
-                        hashes: tuple[tuple[str, str], ...], calibration_text: str | None):
+                        hashes: tuple[tuple[str, str], ...], calibration_text: str | None, sr_mode: str = "model"):
     """The full pipeline and, if its sizing calibration cannot be used, why (cached per process and per
     weights and calibration content, both part of the key, so replaced files are never served stale)."""
     from srpsa.inference.enhance import EnhanceConfig, Enhancer
-    from srpsa.inference.full import CALIBRATION_FILE, FullPipeline, parse_calibration
+    from srpsa.inference.full import CALIBRATION_FILE, FullPipeline, flow_key, parse_calibration
 
-    enhancer = Enhancer.load(translate_dir, superres_dir, EnhanceConfig(flow=flow))
+    enhancer = Enhancer.load(translate_dir, superres_dir, EnhanceConfig(flow=flow, sr_mode=sr_mode), backend=backend)
+    flow = flow_key(flow, sr_mode)
     cal = None if calibration_text is None else parse_calibration(calibration_text, Path(root) / CALIBRATION_FILE)
     note = None
     if cal is None:
@@ -182,14 +190,14 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     model_hashes = {name: W.weights_hash(folder) for name, folder in model_dirs.items()}
     image = loaded.data
     diameter_range = _diameter_range_px(settings, pixel_size)
-    enhance_info = None
+    enhance_info = detect_info = None
     if settings.pipeline == "full" and settings.modality == "om":
         # OM -> translate -> super-resolve at a particle-following scale; the SEM-domain detector then
         # works on the SEM-like image and its circles are mapped back to input pixels.
         pipe, note = _load_full_pipeline(
             str(W.weights_root(settings.weights)), str(model_dirs[W.TRANSLATOR]), str(model_dirs[W.SUPERRES]),
             str(model_dirs[W.DETECTOR_SEM]), str(model_dirs[W.DETECTOR_OM]), settings.enhance_flow, settings.backend,
-            tuple(sorted(model_hashes.items())), _calibration_text(settings.weights),
+            tuple(sorted(model_hashes.items())), _calibration_text(settings.weights), settings.enhance_sr,
         )
         if note:
             warnings.append(note)
@@ -197,9 +205,17 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         circles, scores = res.circles, res.scores
         enhance_info = {**res.info.pop("enhance"), **res.info}
     else:
+        from srpsa.inference.guide import guided_detect
+
         detector = _load_detector(str(model_dirs[model_names[-1]]), settings.backend)
         with timer("detect"):
-            circles, scores = detector.detect(image, diameter_range=diameter_range, refine=settings.refine)
+            if diameter_range is None:
+                # Large images: the detector's own detections on a window set the scales (docs/speed.md).
+                circles, scores, detect_info = guided_detect(detector, image, refine=settings.refine)
+            else:
+                circles, scores = detector.detect(image, diameter_range=diameter_range, refine=settings.refine)
+                detect_info = {"size_from": "diameter_range"}
+            detect_info["scales"] = list(detector.last_info.get("scales", []))
 
     with timer("statistics"):
         table = particle_table(circles, scores, image.shape, pixel_size)
@@ -240,6 +256,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         "settings": asdict(settings),
         "software": {"srpsa": __version__},
         "enhance": enhance_info,
+        "detect": detect_info,
         "seconds": {**{k: round(v, 4) for k, v in timer.seconds.items()}, "total": round(time.perf_counter() - t_start, 4)},
         "warnings": warnings,
     }
