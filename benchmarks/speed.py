@@ -80,7 +80,7 @@ def make_image(path: Path, size: tuple[int, int] = SIZE) -> dict[str, Any]:
 def copy_weights(dest: Path) -> Path:
     from srpsa.inference.weights import PACKAGE_WEIGHTS
 
-    shutil.copytree(PACKAGE_WEIGHTS, dest, ignore=shutil.ignore_patterns("*.onnx", "detector.*.json"))
+    shutil.copytree(PACKAGE_WEIGHTS, dest, ignore=shutil.ignore_patterns("*.onnx", "detector.*.json", "generator.*.json"))
     return dest
 
 
