@@ -59,9 +59,9 @@ def scaled_gt(factor: float, shape: tuple[int, int]) -> np.ndarray:
 def score(gt: np.ndarray, pred: np.ndarray, shape: tuple[int, int]) -> dict[str, float]:
     from detection import interior  # benchmarks/detection.py
 
-    from srpsa.evaluation import evaluate_image
+    from srpsa.evaluation import aggregate, evaluate_image
 
-    m = evaluate_image(gt, pred, image_shape=shape, ignore_border=True)
+    m = aggregate([evaluate_image(gt, pred, image_shape=shape, ignore_border=True)])
     dg, dp = 2 * interior(gt, shape)[:, 2], 2 * interior(pred, shape)[:, 2]
     return {"f1": m.f1, "precision": m.precision, "recall": m.recall, "mean_err_pct": 100 * (dp.mean() / dg.mean() - 1) if len(dp) else None, "n_pred": int(len(pred))}
 
@@ -83,11 +83,15 @@ def macs_per_input_pixel(model: Any, probe: int = 64) -> float:
 
     total = 0
 
-    def hook(mod: Any, _inp: Any, out: Any) -> None:
+    def hook(mod: Any, inp: Any, out: Any) -> None:
         nonlocal total
-        total += out.numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        if isinstance(mod, torch.nn.ConvTranspose2d):  # every input pixel scatters into out_channels x k
+            total += inp[0].numel() * (mod.out_channels // mod.groups) * k
+        else:
+            total += out.numel() * (mod.in_channels // mod.groups) * k
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     try:
         with torch.inference_mode():
             model(torch.zeros(1, 1, probe, probe))

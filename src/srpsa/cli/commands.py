@@ -22,8 +22,11 @@ COMMANDS: list[tuple[str, str]] = [
 ]
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, only: str | None = None) -> None:
+    """Add the commands (or just ``only``) to ``app``."""
     for name, spec in COMMANDS:
+        if only is not None and name != only:
+            continue
         module_name, _, attr = spec.partition(":")
         module = importlib.import_module(f"srpsa.cli.{module_name}")
         if attr:
