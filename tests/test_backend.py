@@ -149,3 +149,23 @@ def test_unreadable_cached_export_is_replaced(tmp_path):
     runner = B.make_runner(module, "onnx", **kwargs)
     assert runner.path == path and path.stat().st_size > 100
     assert runner(np.zeros((1, 1, 8, 8), np.float32)).shape == (1, 2, 4, 4)
+
+
+def test_full_pipeline_onnx_gives_the_torch_circles(tmp_path, crop):
+    """Guide, translation, super-resolution and SEM detector all on ONNX Runtime: the same circles."""
+    from srpsa.inference.enhance import EnhanceConfig, Enhancer
+    from srpsa.inference.full import FullPipeline
+
+    root = tmp_path / "w"
+    shutil.copytree(PACKAGE_WEIGHTS, root, ignore=shutil.ignore_patterns("*.onnx", "detector.*.json", "generator.*.json"))
+
+    def pipe(backend: str) -> FullPipeline:
+        enh = Enhancer.load(root / "translate", root / "superres", EnhanceConfig(sr_mode="model"), backend=backend)
+        return FullPipeline(enh, Detector.load(root / "detector-sem", backend=backend), Detector.load(root / "detector-om", backend=backend))
+
+    ref, got = pipe("torch").detect(crop), pipe("onnx").detect(crop)
+    assert len(ref.circles) > 20 and len(got.circles) == len(ref.circles)
+    dist, idx = cKDTree(ref.circles[:, :2]).query(got.circles[:, :2])
+    assert dist.max() < 1e-3
+    np.testing.assert_allclose(got.circles[:, 2], ref.circles[idx, 2], atol=1e-3)
+    assert sorted(p.parent.name for p in root.glob("*/*.onnx")) == ["detector-om", "detector-sem", "superres", "translate"]
