@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed_methods import macs_per_input_pixel  # noqa: E402
+from speed import macs_per_pixel  # noqa: E402
 
 from srpsa.inference.backend import make_runner, module_hash  # noqa: E402
 from srpsa.inference.weights import DETECTOR_SEM, SUPERRES, TRANSLATOR, model_dir  # noqa: E402
@@ -38,7 +38,7 @@ def main() -> None:
     cache = Path(tempfile.mkdtemp(prefix="srpsa-onnx-"))
     print("| network | engine | tile | batch | kMAC / input px | ms / call | GMAC/s |\n|---|---|---:|---:|---:|---:|---:|")
     for name, model, sizes in (("detector", det.eval(), (256, 512, 768, 1024)), ("translate", tr.eval(), (256, 512, 1024)), ("superres", sr.eval(), (96, 128, 192, 256))):
-        mac = macs_per_input_pixel(model)
+        mac = macs_per_pixel(model)
         runners = {"onnx": make_runner(model, "onnx", cache_dir=cache, weights_hash=module_hash(model), example_shape=(1, 1, 64, 64), name=name),
                    "torch": make_runner(model, "torch", cache_dir=None, weights_hash="", example_shape=(1, 1, 64, 64))}
         for s in sizes:

@@ -140,24 +140,31 @@ class RssSampler:
                 self._stack.remove(label)
 
 
-def macs_per_pixel(model: Any) -> float:
-    """Conv multiply-accumulates per network-input pixel (forward hooks on a 64x64 probe)."""
+def macs_per_pixel(model: Any, probe: int = 64) -> float:
+    """Conv (and transposed-conv) multiply-accumulates per network-input pixel, counted with forward
+    hooks on a ``probe`` x ``probe`` input with the first convolution's channel count."""
     import torch
 
     total = 0
+    convs = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
 
-    def hook(mod: torch.nn.Conv2d, _inp: Any, out: torch.Tensor) -> None:
+    def hook(mod: Any, inp: Any, out: torch.Tensor) -> None:
         nonlocal total
-        total += out.numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        if isinstance(mod, torch.nn.ConvTranspose2d):  # every input pixel scatters into out_channels x k
+            total += inp[0].numel() * (mod.out_channels // mod.groups) * k
+        else:
+            total += out.numel() * (mod.in_channels // mod.groups) * k
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    modules = [m for m in model.modules() if isinstance(m, convs)]
+    handles = [m.register_forward_hook(hook) for m in modules]
     try:
         with torch.inference_mode():
-            model(torch.zeros(1, model.cfg.in_channels, 64, 64))
+            model(torch.zeros(1, modules[0].in_channels, probe, probe))
     finally:
         for h in handles:
             h.remove()
-    return total / (64 * 64)
+    return total / probe**2
 
 
 def instrument(det: Any, sampler: RssSampler) -> dict[str, dict[str, float]]:

@@ -44,7 +44,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_md import replace_section  # noqa: E402
-from speed import EXAMPLE, ORT_PEAK_GMACS, copy_weights, make_image  # noqa: E402
+from speed import EXAMPLE, ORT_PEAK_GMACS, copy_weights, macs_per_pixel, make_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -66,39 +66,16 @@ def score(gt: np.ndarray, pred: np.ndarray, shape: tuple[int, int]) -> dict[str,
     return {"f1": m.f1, "precision": m.precision, "recall": m.recall, "mean_err_pct": 100 * (dp.mean() / dg.mean() - 1) if len(dp) else None, "n_pred": int(len(pred))}
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """(wall s, peak RSS KiB) of a command run from the shell through /usr/bin/time."""
+def timed(cmd: list[str]) -> tuple[float, int, str]:
+    """(wall s, peak RSS KiB, stdout) of a command run from the shell through /usr/bin/time."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        subprocess.run(["/usr/bin/time", "-o", tf.name, "-f", "%e %M", *cmd], check=True, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.run(["/usr/bin/time", "-o", tf.name, "-f", "%e %M", *cmd], check=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         wall, rss = tf.read().split()[-2:]
-    return float(wall), int(rss)
+    return float(wall), int(rss), proc.stdout
 
 
 # -- compute floor ----------------------------------------------------------------------------------
-
-
-def macs_per_input_pixel(model: Any, probe: int = 64) -> float:
-    import torch
-
-    total = 0
-
-    def hook(mod: Any, inp: Any, out: Any) -> None:
-        nonlocal total
-        k = mod.kernel_size[0] * mod.kernel_size[1]
-        if isinstance(mod, torch.nn.ConvTranspose2d):  # every input pixel scatters into out_channels x k
-            total += inp[0].numel() * (mod.out_channels // mod.groups) * k
-        else:
-            total += out.numel() * (mod.in_channels // mod.groups) * k
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
-    try:
-        with torch.inference_mode():
-            model(torch.zeros(1, 1, probe, probe))
-    finally:
-        for h in handles:
-            h.remove()
-    return total / probe**2
 
 
 def network_costs(weights: Path) -> dict[str, float]:
@@ -108,7 +85,7 @@ def network_costs(weights: Path) -> dict[str, float]:
     det, _, _ = load_weights(weights / "detector-sem")
     tr, _ = load_generator_release(weights / "translate")
     sr, _ = load_generator_release(weights / "superres")
-    return {"detector": macs_per_input_pixel(det.eval()), "translate": macs_per_input_pixel(tr.eval()), "superres": macs_per_input_pixel(sr.eval())}
+    return {"detector": macs_per_pixel(det.eval()), "translate": macs_per_pixel(tr.eval()), "superres": macs_per_pixel(sr.eval())}
 
 
 def floors(summary: dict[str, Any], mac: dict[str, float]) -> dict[str, float]:
@@ -233,11 +210,8 @@ def main() -> None:
                 continue
             out_csv = work / f"{method}.csv"
             cmd = [PY, str(Path(__file__)), "--peer", method, json.dumps(params[method]), str(img_path), str(out_csv)]
-            runs, stages = [], None
-            for _ in range(args.repeats):
-                runs.append(timed(cmd))
-            # one more run to read the stage split (the timed runs discard stdout)
-            stages = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            runs = [timed(cmd) for _ in range(args.repeats)]
+            stages = json.loads(runs[-1][2].strip().splitlines()[-1])  # the last run's own stage timer
             pred = pd.read_csv(out_csv)[["x_px", "y_px", "r_px"]].to_numpy(float)
             rows.append({"method": label, "wall_s": [r[0] for r in runs], "median_wall_s": statistics.median(r[0] for r in runs),
                          "peak_rss_mib": max(r[1] for r in runs) / 1024, "stages_s": stages, "params": params[method], **score(gt, pred, shape)})

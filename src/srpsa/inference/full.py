@@ -36,7 +36,7 @@ import numpy as np
 from srpsa.errors import InputError
 from srpsa.inference.detect import Detector, as_gray
 from srpsa.inference.enhance import Enhancer, output_scales, to_input_coordinates
-from srpsa.inference.guide import GuideConfig, size_guide
+from srpsa.inference.guide import GuideConfig, guide_info, size_guide
 from srpsa.inference.refine import refine_circles
 
 CALIBRATION_FILE = "full-pipeline.json"
@@ -130,8 +130,6 @@ class FullPipeline:
             with ctx("guide"):
                 guide = self.size_guide(om)
             if guide is not None:
-                from srpsa.inference.guide import guide_info
-
                 d_hint, d_range = guide
                 info["size_from"] = "om_detector"
                 info["guide_median_diameter_px"] = d_hint

@@ -73,25 +73,26 @@ def size_guide(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = 
     holds too few particles (large ones), the whole image is read, shrunk to ``max_pixels``.
     """
     cfg = cfg or GuideConfig()
+
+    def detect(image: np.ndarray) -> np.ndarray:
+        circles, _ = om_detector.detect(image, refine=False)
+        om_detector.last_info["guide_shape"] = list(image.shape[:2])  # what this pass cost (guide_info)
+        return circles
+
     h, w = om.shape[:2]
     if cfg.max_pixels and h * w > cfg.max_pixels:
         ys, xs = _window(h, w, cfg.max_pixels)
         wh, ww = ys.stop - ys.start, xs.stop - xs.start
-        c, _ = om_detector.detect(om[ys, xs], refine=False)
-        om_detector.last_info["guide_shape"] = [wh, ww]
+        c = detect(om[ys, xs])
         x, y, r = c[:, 0], c[:, 1], c[:, 2]
         inside = (x - r >= -0.5) & (y - r >= -0.5) & (x + r <= ww - 0.5) & (y + r <= wh - 0.5)
         d = 2.0 * r[inside]
         if len(d) >= cfg.min_guide_particles:
             return _guide_range(d, 1.0 / np.maximum((ww - d) * (wh - d), 1.0), cfg)
         f = math.sqrt(cfg.max_pixels / (h * w))
-        small = cv2.resize(om, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        circles, _ = om_detector.detect(small, refine=False)
-        om_detector.last_info["guide_shape"] = list(small.shape)
-        circles = circles / f
+        circles = detect(cv2.resize(om, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)) / f
     else:
-        circles, _ = om_detector.detect(om, refine=False)
-        om_detector.last_info["guide_shape"] = [h, w]
+        circles = detect(om)
     if len(circles) < cfg.min_guide_particles:
         return None
     return _guide_range(2.0 * circles[:, 2], None, cfg)
@@ -103,10 +104,8 @@ def guided_detect(detector: Detector, image: np.ndarray, cfg: GuideConfig | None
     guide, take the detector's single automatic pass. Returns circles, scores and what was decided."""
     cfg = cfg or GuideConfig()
     h, w = image.shape[:2]
-    if not cfg.enabled or not cfg.max_pixels or h * w <= cfg.max_pixels:
-        circles, scores = detector.detect(image, refine=refine)
-        return circles, scores, {"size_from": "estimate"}
-    guide = size_guide(detector, image, cfg)
+    large = cfg.enabled and cfg.max_pixels and h * w > cfg.max_pixels
+    guide = size_guide(detector, image, cfg) if large else None
     if guide is None:
         circles, scores = detector.detect(image, refine=refine)
         return circles, scores, {"size_from": "estimate"}

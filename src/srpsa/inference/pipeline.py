@@ -58,9 +58,11 @@ class AnalyzeSettings:
             raise InputError(f"--backend must be one of {', '.join(BACKEND_CHOICES)}, got '{self.backend}'")
         # Recorded resolved: summary.json says which engine ran.
         object.__setattr__(self, "backend", resolve_backend(self.backend))
-        if self.enhance_flow not in ("adaptive", "paper"):
+        from srpsa.inference.enhance import FLOWS, SR_MODES
+
+        if self.enhance_flow not in FLOWS:
             raise InputError(f"--flow must be adaptive or paper, got '{self.enhance_flow}'")
-        if self.enhance_sr not in ("model", "none"):
+        if self.enhance_sr not in SR_MODES:
             raise InputError(f"--sr must be model or none, got '{self.enhance_sr}'")
         if self.diameter_unit not in ("px", "um"):
             raise InputError(f"diameter unit must be 'px' or 'um', got '{self.diameter_unit}'")
