@@ -64,8 +64,9 @@ class EnhanceConfig:
     # "model": the ESRGAN stage (the paper's chain); "none": the SEM detector reads the translation
     # itself (translate -> detect), the fast mode compared side by side in docs/speed.md.
     sr_mode: str = "model"
-    # Tiles: larger tiles waste less on overlaps; 512 (translation) and 192 (SR input) sit where ONNX
-    # Runtime's throughput on this CPU peaks (docs/speed.md, per-network table).
+    # Tiles: ONNX Runtime's rate is about flat from 256 to 512 px (translation) and 96 to 256 px (SR
+    # input) on this CPU (benchmarks/network_throughput.py), so the larger tiles win by wasting less on
+    # the overlaps (SR: 1.44x the pixels at 96, 1.19x at 192).
     tile: int = 512  # translation tile (a multiple of the U-Net's 2**depth)
     overlap: int = 32
     sr_tile: int = 192  # SR input tile (output 4x)
