@@ -19,6 +19,7 @@ from srpsa.errors import ConfigError, InputError
 from srpsa.models.release import META_FILE, WEIGHTS_FILE, load_generator_release, save_generator_release
 from srpsa.training.gan_config import load_gan_config
 from srpsa.training.gan_data import PatchPairs, area_downsample, batch_indices
+from srpsa.training import gan_train
 from srpsa.training.gan_train import GANTrainer, train_gan
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -384,3 +385,90 @@ def test_ddp_two_cpu_processes(tmp_path, data):
     ddp_l1 = [e["l1"] for e in _train_log(out / "superres")]
     one_l1 = [e["l1"] for e in _train_log(tmp_path / "single")]
     assert ddp_l1[0] != pytest.approx(one_l1[0], rel=1e-9)  # rank 0 logs its own half of the batch
+
+
+# -- wall-clock budget ------------------------------------------------------------------------------------
+
+
+class _FakeClock:
+    """A monotonic clock that advances one second per step (patched into the trainer module)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def _one_second_steps(monkeypatch, clock: _FakeClock) -> None:
+    real_step = GANTrainer.train_step
+
+    def step(self):
+        entry = real_step(self)
+        clock.now += 1.0
+        return {**entry, "seconds": 1.0}
+
+    monkeypatch.setattr(GANTrainer, "train_step", step)
+    monkeypatch.setattr(gan_train.time, "monotonic", clock.monotonic)
+
+
+def test_budget_shrinks_the_whole_schedule_to_what_fits(tmp_path, data, monkeypatch):
+    clock = _FakeClock()
+    _one_second_steps(monkeypatch, clock)
+    monkeypatch.setattr(gan_train, "BUDGET_CALIBRATION_STEPS", 3)
+    cfg = _cfg(tmp_path, TRANSLATE_TOML, total_steps=40)  # planned: swap at 20
+    out = tmp_path / "run"
+    result = train_gan(cfg, data, out, progress=False, eval_every=0, checkpoint_every=0, eval_patches=2,
+                       budget_minutes=20 / 60)  # fmt: skip
+    # after 3 one-second steps 17 s are left: 3 + int(0.9 * 17) = 18 steps, swap now at 9
+    assert result["step"] == 18
+    saved = json.loads((out / "config.json").read_text())["config"]["train"]["total_steps"]
+    assert saved == 18
+    rates = [(e["lr_g"], e["lr_d"]) for e in _train_log(out)]
+    assert rates[8] == (0.005, 0.001) and rates[9][0] == 0.001  # the swap moved with the schedule
+    assert (out / "weights" / "generator.safetensors").is_file()
+
+
+def test_budget_longer_than_the_run_changes_nothing(tmp_path, data, monkeypatch):
+    clock = _FakeClock()
+    _one_second_steps(monkeypatch, clock)
+    monkeypatch.setattr(gan_train, "BUDGET_CALIBRATION_STEPS", 3)
+    cfg = _cfg(tmp_path, TRANSLATE_TOML, total_steps=4)  # swap at 2: past it before the budget is fitted
+    out = tmp_path / "run"
+    train_gan(cfg, data, out, steps=3, progress=False, eval_every=0, checkpoint_every=0, eval_patches=2)
+    cfg = _cfg(tmp_path, TRANSLATE_TOML, total_steps=4)
+    # resumed at step 3 with a 2 s budget: step 4 is the last planned one anyway
+    result = train_gan(cfg, None, out, resume=True, progress=False, eval_every=0, checkpoint_every=0,
+                       eval_patches=2, budget_minutes=2 / 60)  # fmt: skip
+    assert result["step"] == 4
+    assert json.loads((out / "config.json").read_text())["config"]["train"]["total_steps"] == 4
+
+
+def test_budget_hard_stop_at_the_deadline(tmp_path, data, monkeypatch):
+    clock = _FakeClock()
+    _one_second_steps(monkeypatch, clock)
+    monkeypatch.setattr(gan_train, "BUDGET_CALIBRATION_STEPS", 3)
+    cfg = _cfg(tmp_path, TRANSLATE_TOML, total_steps=12)  # swap at 6
+    out = tmp_path / "run"
+    train_gan(cfg, data, out, steps=4, progress=False, eval_every=0, checkpoint_every=0, eval_patches=2)
+    # resumed at 4: fitting at step 7 (past the swap) is refused; the first step past the 5 s deadline is 10
+    result = train_gan(cfg, None, out, resume=True, progress=False, eval_every=0, checkpoint_every=0,
+                       eval_patches=2, budget_minutes=5 / 60)  # fmt: skip
+    assert result["step"] == 10
+    assert json.loads((out / "config.json").read_text())["config"]["train"]["total_steps"] == 12
+    assert (out / "checkpoint" / "step_000000010").is_dir()
+
+
+def test_budget_must_be_positive(tmp_path, data):
+    with pytest.raises(InputError, match="budget"):
+        train_gan(_cfg(tmp_path, TRANSLATE_TOML), data, tmp_path / "run", budget_minutes=0)
+
+
+def test_preload_fills_the_cache_with_what_lazy_loading_gives(data):
+    lazy = PatchPairs(data, "train", "translate", crop=32)
+    eager = PatchPairs(data, "train", "translate", crop=32)
+    eager.preload(workers=3)
+    assert len(eager._cache) == len(eager) > 0
+    for i in range(len(lazy)):
+        for a, b in zip(lazy.crop_pair(i), eager.crop_pair(i)):
+            np.testing.assert_array_equal(a, b)

@@ -94,6 +94,7 @@ def _train_gan_command(
     sample_every: int | None,
     seed: int | None,
     progress: bool,
+    budget_minutes: float | None = None,
 ) -> None:
     """Shared body of `train translate` and `train superres`: resolve the config, train, report."""
     import dataclasses
@@ -112,7 +113,8 @@ def _train_gan_command(
     if seed is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
     result = train_gan(cfg, data, out, steps=steps, resume=resume, device=device, eval_every=eval_every,
-                       checkpoint_every=checkpoint_every, sample_every=sample_every, progress=progress, threads=threads)
+                       checkpoint_every=checkpoint_every, sample_every=sample_every, progress=progress, threads=threads,
+                       budget_minutes=budget_minutes)
     if result["weights_dir"] is None:  # a non-zero rank under torchrun: rank 0 reports
         return
     m = result["metrics"]
@@ -141,9 +143,10 @@ def _gan_options(task: str, example: str):
         sample_every: int | None = typer.Option(None, "--sample-every", min=0, help="Steps between sample grids (default: --eval-every).", rich_help_panel=_GAN_TRAINING),
         seed: int | None = typer.Option(None, "--seed", help="Seed of initialisation and sampling (default: the config's train.seed).", rich_help_panel=_GAN_TRAINING),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with the losses and ETA.", rich_help_panel=_GAN_TRAINING),
+        budget_minutes: float | None = typer.Option(None, "--budget-minutes", help="Wall-clock budget: time the first steps, shrink train.total_steps (the whole LR schedule) to what fits, stop at the deadline at the latest.", rich_help_panel=_GAN_TRAINING),
     ) -> None:
         _train_gan_command(task, config, data, out, steps, resume, device, threads, eval_every, checkpoint_every,
-                           sample_every, seed, progress)
+                           sample_every, seed, progress, budget_minutes)
 
     return command
 

@@ -91,6 +91,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
+BUDGET_CALIBRATION_STEPS = 100  # steps timed before a --budget-minutes run fixes its length
 LOG_FILE = "log.jsonl"
 SAMPLE_ROWS = 4  # rows of a sample grid
 
@@ -343,6 +344,8 @@ class GANTrainer:
             torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest kernels
         self.data_dir = Path(data_dir)
         self.train_data, self.eval_data, self.eval_split = self._build_data(eval_patches)
+        if self.device.type == "cuda":  # a GPU step is faster than decoding its batch: decode everything first
+            self.train_data.preload(workers=min(8, os.cpu_count() or 1))
         self._check_run_folder(resume)
 
         g, d = build_gan(cfg)
@@ -573,17 +576,27 @@ class GANTrainer:
         sample_every: int | None = None,
         log_every: int = 1,
         progress: bool = True,
+        budget_s: float | None = None,
     ) -> dict[str, Any]:
-        """Train until ``self.step == stop``; evaluate, sample and checkpoint on schedule and at the end."""
+        """Train until ``self.step == stop``; evaluate, sample and checkpoint on schedule and at the end.
+
+        ``budget_s`` (seconds of wall clock for this call): after :data:`BUDGET_CALIBRATION_STEPS` steps
+        the run measures its speed and shrinks ``stop`` and ``train.total_steps`` to the steps that fit,
+        so the whole learning-rate schedule (TTUR swap, decay) fits the budget; a hard stop at the
+        deadline still ends the run cleanly (final evaluation, checkpoint, weights).
+        """
         sample_every = eval_every if sample_every is None else sample_every
         main = self.rank == 0
         bar = _progress_bar(self.step, stop, f"{self.task} {self.cfg.name}", progress and main)
         seconds: list[float] = []
         t_start = time.time()
+        deadline = None if budget_s is None else time.monotonic() + budget_s
         with _logs_above_bar(bar is not None):
             while self.step < stop:
                 entry = self.train_step()
                 seconds.append(entry["seconds"])
+                if deadline is not None:
+                    stop = self._fit_budget(stop, seconds, deadline, eval_every, bar)
                 if main:
                     self._after_step(entry, stop, bar, log_every, eval_every, sample_every, checkpoint_every)
         if bar is not None:
@@ -591,6 +604,50 @@ class GANTrainer:
         if main and not seconds:  # nothing left to train: still make sure the final weights exist
             self.last_metrics = self.last_metrics or self.evaluate()
         return {"seconds": seconds, "train_time_s": time.time() - t_start}
+
+    def _fit_budget(self, stop: int, seconds: list[float], deadline: float, eval_every: int, bar: Any) -> int:
+        """The new ``stop`` under a wall-clock budget (see :meth:`run`); identical on every rank."""
+        now = time.monotonic()
+        if len(seconds) == BUDGET_CALIBRATION_STEPS:
+            # Skip the first steps (cuDNN autotuning, first image decodes); evaluations and checkpoints
+            # cost a few steps each, so keep a 10 % margin for them.
+            per_step = float(np.median(seconds[BUDGET_CALIBRATION_STEPS // 3 :]))
+            fit = self.step + int(0.9 * max(deadline - now, 0.0) / per_step)
+            fit = _agree_min(fit, self.device)
+            if fit < stop and self._can_rescale(fit):
+                log.info("budget: %.3f s/step, training %d steps instead of %d", per_step, fit, stop)
+                stop = fit
+                self._set_total_steps(stop)
+                if bar is not None:
+                    bar.total = stop
+                    bar.refresh()
+            elif fit < stop:
+                log.warning("budget: %d steps fit, but the schedule cannot shrink below step %d; "
+                            "stopping at the deadline instead", fit, self.step)  # fmt: skip
+        elif now > deadline and self.step < stop:
+            stop = _agree_min(self.step, self.device)  # hard stop; the schedule keeps its planned shape
+            log.warning("budget: wall-clock deadline reached at step %d", stop)
+        return stop
+
+    def _with_total_steps(self, total: int) -> GANConfig:
+        import dataclasses
+
+        return dataclasses.replace(self.cfg, train=dataclasses.replace(self.cfg.train, total_steps=total))
+
+    def _can_rescale(self, total: int) -> bool:
+        """True when a run planned with ``total`` steps would have used the very learning rates of the
+        steps already done (they all lie before the TTUR swap and, for ESRGAN, the rescaled schedule
+        still holds its PSNR warm-up), so the shortened run is one that could have been planned so."""
+        new = self._with_total_steps(total)
+        if isinstance(new, SuperResConfig) and total <= new.train.psnr_warmup_steps:
+            return False
+        return all(new.learning_rates(s) == self.cfg.learning_rates(s) for s in range(self.step + 1))
+
+    def _set_total_steps(self, total: int) -> None:
+        """Rescale the run's schedule to ``total`` steps (see :meth:`_can_rescale`)."""
+        self.cfg = self._with_total_steps(total)
+        if self.rank == 0:
+            self._write_run_config()
 
     def _after_step(self, entry: dict[str, float], stop: int, bar: Any, log_every: int, eval_every: int,
                     sample_every: int, checkpoint_every: int) -> None:  # fmt: skip
@@ -622,6 +679,15 @@ class GANTrainer:
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
+
+
+def _agree_min(value: int, device: torch.device) -> int:
+    """``value`` made equal on every rank (the minimum), so all ranks stop at the same step."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+    return int(t.item())
 
 
 def _logs_above_bar(enabled: bool) -> contextlib.AbstractContextManager[Any]:
@@ -660,6 +726,7 @@ def train_gan(
     eval_patches: int = 16,
     log_every: int = 1,
     keep_checkpoints: int = 2,
+    budget_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Train (or continue) a GAN run and export ``out_dir/weights``.
 
@@ -690,6 +757,10 @@ def train_gan(
         Write every n-th step to ``log.jsonl``.
     keep_checkpoints : int
         Checkpoint folders kept.
+    budget_minutes : float, optional
+        Wall-clock budget of this call: the run times its first steps and shortens ``train.total_steps``
+        (the whole schedule) to what fits, then stops at the deadline at the latest. The steps actually
+        planned are written to ``config.json``, so ``--resume`` and a rerun with that config repeat them.
 
     Returns
     -------
@@ -699,6 +770,8 @@ def train_gan(
     """
     if steps is not None and steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
+    if budget_minutes is not None and not budget_minutes > 0:
+        raise InputError(f"--budget-minutes must be > 0, got {budget_minutes}")
     for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every), ("sample_every", sample_every)):
         if value is not None and value < 0:
             raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
@@ -717,7 +790,8 @@ def train_gan(
                              keep_checkpoints=keep_checkpoints)  # fmt: skip
         stop = cfg.train.total_steps if steps is None else steps
         timing = trainer.run(stop, eval_every=eval_every, checkpoint_every=checkpoint_every, sample_every=sample_every,
-                             log_every=log_every, progress=progress)  # fmt: skip
+                             log_every=log_every, progress=progress,
+                             budget_s=None if budget_minutes is None else 60.0 * budget_minutes)  # fmt: skip
         sec = timing["seconds"]
         weights = None
         if trainer.rank == 0:
