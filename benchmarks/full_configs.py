@@ -1,6 +1,11 @@
 """Accuracy of the full pipeline's configurations side by side, on the paper_tables test images.
 
     .venv/bin/python benchmarks/full_configs.py [--n 2] [--size 512 768] [--write]
+    .venv/bin/python benchmarks/full_configs.py --translator NAME=RELEASE_DIR ... [--superres RELEASE_DIR]
+
+The second form compares candidate translators (release folders of `srpsa train translate`, e.g. the GPU
+runs of scripts/gpu_train_gans.sh) in the default configuration, and with ``--superres`` also through that
+super-resolver; it writes ``full_configs_candidates.json`` and the RESULTS section ``full_candidates``.
 
 Same fresh simulator test images as ``paper_tables.py`` (seeds 900000+, never used in training or
 tuning), the four presets including the held-out optics. For each configuration: F1, mean-diameter error
@@ -52,18 +57,29 @@ def main() -> None:
     ap.add_argument("--size", type=int, nargs=2, default=(512, 768))
     ap.add_argument("--presets", nargs="+", default=list(PRESETS))
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--translator", action="append", default=[], metavar="NAME=DIR", help="candidate translator release folder")
+    ap.add_argument("--superres", default=None, metavar="DIR", help="with --translator: also run each through this super-resolver")
     args = ap.parse_args()
+    candidates = dict(t.split("=", 1) for t in args.translator)
     t_start = time.time()
     det_sem = Detector.load(model_dir(DETECTOR_SEM), backend="onnx")
     det_om = Detector.load(model_dir(DETECTOR_OM), backend="onnx")
     images = {p: [make_test(p, TEST_SEED + i, tuple(args.size)) for i in range(args.n)] for p in args.presets}
     rows = []
-    for name, spec in CONFIGS.items():
+    # name -> (translator dir, superres dir, EnhanceConfig changes, GuideConfig changes) or None (detect-only)
+    plan: dict[str, tuple | None] = {n: None if c is None else (model_dir(TRANSLATOR), model_dir(SUPERRES), *c) for n, c in CONFIGS.items()}
+    if candidates:
+        plan = {}
+        for cname, folder in candidates.items():
+            plan[f"{cname}: translate -> detect"] = (Path(folder), model_dir(SUPERRES), {"sr_mode": "none"}, {})
+            if args.superres:
+                plan[f"{cname}: translate -> ESRGAN -> detect"] = (Path(folder), Path(args.superres), {"sr_mode": "model"}, {})
+    for name, spec in plan.items():
         if spec is None:
             run = lambda om: det_om.detect(om)[0]  # noqa: E731
         else:
-            ecfg, gcfg = replace(EnhanceConfig(), **spec[0]), replace(GuideConfig(), **spec[1])
-            pipe = FullPipeline(Enhancer.load(model_dir(TRANSLATOR), model_dir(SUPERRES), ecfg, backend="onnx"), det_sem, det_om, guide=gcfg)
+            ecfg, gcfg = replace(EnhanceConfig(), **spec[2]), replace(GuideConfig(), **spec[3])
+            pipe = FullPipeline(Enhancer.load(spec[0], spec[1], ecfg, backend="onnx"), det_sem, det_om, guide=gcfg)
             run = lambda om, pipe=pipe: pipe.detect(om).circles  # noqa: E731
         for p, ims in images.items():
             t0 = time.perf_counter()
@@ -79,16 +95,18 @@ def main() -> None:
     meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="minutes"), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
             "n": args.n, "size": list(args.size), "seconds": round(time.time() - t_start),
             "command": "python benchmarks/full_configs.py " + " ".join(sys.argv[1:])}
-    (ROOT / "full_configs.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    text = render(meta, rows)
+    stem = "full_configs_candidates" if candidates else "full_configs"
+    (ROOT / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    text = render(meta, rows, candidates=bool(candidates))
     print(text)
     if args.write:
-        replace_section("full_configs", text)
+        replace_section("full_candidates" if candidates else "full_configs", text)
 
 
-def render(meta: dict, rows: list[dict]) -> str:
+def render(meta: dict, rows: list[dict], candidates: bool = False) -> str:
     presets = list(dict.fromkeys(r["preset"] for r in rows))
-    lines = [f"## Full-pipeline configurations side by side ({meta['date'][:10]})\n",
+    title = "Candidate translators in the full pipeline" if candidates else "Full-pipeline configurations side by side"
+    lines = [f"## {title} ({meta['date'][:10]})\n",
              f"`{meta['command']}` ({meta['machine']}, {meta['seconds']} s): {meta['n']} test images per preset, "
              f"{meta['size'][0]}x{meta['size'][1]} OM px, seeds 900000+ (the paper_tables images). Cells: F1 / "
              "mean-diameter error / median radius error; s = seconds per image (ONNX Runtime).\n",

@@ -18,7 +18,7 @@ or tuning: the peers are tuned on separate images of the same preset (seeds 8000
 - Fig. 9 analogue: ISJ KDE of GT vs each method per preset, ``benchmarks/img/kde_<preset>.png``.
 
 Methods: srpsa full pipeline (OM -> translate -> SR -> SEM detector) with the adaptive and the paper's
-working scales, srpsa OM detector without SR (detect-only), OpenCV Hough and a watershed (ImageJ
+working scales, the CLI's default full pipeline (OM -> translate -> SEM detector, no SR), srpsa OM detector without SR (detect-only), OpenCV Hough and a watershed (ImageJ
 "Analyze Particles" style) grid-searched in-domain, and YOLO when ``--yolo-weights`` is given (it runs in
 its own environment, ``make bench-yolo``, see docs/yolo.md). With ``--write`` the markdown replaces the
 section between the ``paper_tables`` markers in ``benchmarks/RESULTS.md``.
@@ -49,6 +49,7 @@ from srpsa.evaluation.image_quality import image_quality
 from srpsa.inference.detect import Detector
 from srpsa.inference.enhance import EnhanceConfig, Enhancer
 from srpsa.inference.full import CALIBRATION_FILE, FullPipeline, load_calibration
+from srpsa.inference.pipeline import AnalyzeSettings
 from srpsa.inference.weights import DETECTOR_OM, DETECTOR_SEM, SUPERRES, TRANSLATOR, model_dir, weights_hash, weights_root
 from srpsa.report.figures import plot_kde_comparison
 from srpsa.synth import make_pair, preset
@@ -221,6 +222,8 @@ def main() -> None:
     pipes = {name: FullPipeline(Enhancer.load(d, sr_dir, EnhanceConfig()), det_sem, det_om, calibration=cal if name == shipped else None)
              for name, d in translators.items()}
     paper_flow = FullPipeline(Enhancer.load(translators[shipped], sr_dir, EnhanceConfig(flow="paper")), det_sem, det_om)
+    # What `srpsa analyze --pipeline full` runs without options (no SR stage since session 4, docs/decisions.md).
+    cli_default = FullPipeline(Enhancer.load(translators[shipped], sr_dir, EnhanceConfig(sr_mode=AnalyzeSettings().enhance_sr)), det_sem, det_om)
 
     det_rows, qual_rows, stat_tables, counts = [], [], {}, {}
     img_dir = ROOT / "img"
@@ -236,6 +239,7 @@ def main() -> None:
             if uncal is not None:
                 results["srpsa full, no sizing calibration"] = uncal
         results["srpsa full, paper flow"] = run_full(paper_flow, images, keep=True)
+        results["srpsa full, CLI default (no SR stage)"] = run_full(cli_default, images, keep=False)
         results["srpsa detect-only (OM, no SR)"] = run_simple(lambda im: det_om.detect(im)[0], images)
         if not args.no_peers:
             tune = [make_test(name, TUNE_SEED + i, tuple(args.size)) for i in range(2)]

@@ -1,6 +1,6 @@
 """srpsa's shipped (simulator-trained) defaults on real third-party microscope images.
 
-    python benchmarks/real_images.py [--data ../shared/data/real] [--write]
+    python benchmarks/real_images.py [--data ../shared/data/real] [--weights DIR] [--write]
 
 - AMPIS SEM powder (4 hand-labelled images, 1122 outlines; Cohn et al. 2021, MIT): SEM detector
   precision / recall / F1 (one-to-one matching, centre distance <= 0.5 r_gt, border-cut particles ignored
@@ -8,7 +8,8 @@
   Ground-truth circles: centroid and equal-area radius of each traced polygon (`srpsa.io`, VIA reader).
 - trackpy bright-field frames (latex spheres, nominal 2.12 um at 0.15192873 um/px; trackpy-examples,
   BSD-3/CC-BY): mean and median diameter vs the nominal size, CV, detections per frame, for the full
-  pipeline (OM -> translate -> SR -> SEM detector) and the OM detector without SR.
+  pipeline exactly as `srpsa analyze --pipeline full` runs it by default (OM-detector size guide ->
+  translate -> SEM detector; `--sr model` adds the ESRGAN stage) and the OM detector alone.
 - Polymer beads (eyepiece photos, monodisperse, about 2.63 um/px as stated by the source, unverified;
   MIT): count, mean diameter and CV for both pipelines, plus figures of the translation and the
   detections (`docs/img/real_*.png`).
@@ -27,7 +28,9 @@ import numpy as np
 
 from srpsa.evaluation import aggregate, evaluate_image
 from srpsa.inference.detect import Detector
-from srpsa.inference.enhance import EnhanceConfig, Enhancer, to_input_coordinates
+from srpsa.inference.enhance import EnhanceConfig, Enhancer
+from srpsa.inference.full import FullPipeline
+from srpsa.inference.pipeline import AnalyzeSettings
 from srpsa.inference.weights import DETECTOR_OM, DETECTOR_SEM, SUPERRES, TRANSLATOR, model_dir
 from srpsa.io import read_image
 from srpsa.io.annotations import read_circle_sets
@@ -49,10 +52,10 @@ def stats(d: np.ndarray) -> dict:
     return {"n": int(len(d)), "mean": s.mean, "d50": s.d50, "cv": s.cv}
 
 
-def full_detect(enh: Enhancer, det: Detector, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    out = enh.enhance(image)
-    circ, _ = det.detect(out.image)
-    return to_input_coordinates(circ, out.plan.output_scale), out.image, out.plan.to_dict()
+def full_detect(pipe: FullPipeline, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    res = pipe.detect(image, return_image=True)
+    assert res.image is not None
+    return res.circles, res.image, res.info["enhance"]
 
 
 def ampis(data: Path, det_sem: Detector) -> dict:
@@ -73,10 +76,10 @@ def ampis(data: Path, det_sem: Detector) -> dict:
             "cv_gt": g["cv"], "cv_pred": p["cv"], "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
-def trackpy(data: Path, enh: Enhancer, det_sem: Detector, det_om: Detector, n_frames: int) -> dict:
+def trackpy(data: Path, pipe: FullPipeline, det_om: Detector, n_frames: int) -> dict:
     frames = sorted((data / "trackpy_brightfield" / "brightfield").glob("bf_*.png"))[:n_frames]
     out = {}
-    for label, fn in (("full", lambda im: full_detect(enh, det_sem, im)[0]), ("detect-only", lambda im: det_om.detect(im)[0])):
+    for label, fn in (("full", lambda im: full_detect(pipe, im)[0]), ("detect-only", lambda im: det_om.detect(im)[0])):
         d, counts = [], []
         t0 = time.perf_counter()
         for f in frames:
@@ -92,19 +95,19 @@ def trackpy(data: Path, enh: Enhancer, det_sem: Detector, det_om: Detector, n_fr
     return out
 
 
-def beads(data: Path, enh: Enhancer, det_sem: Detector, det_om: Detector, n_images: int) -> dict:
+def beads(data: Path, pipe: FullPipeline, det_om: Detector, n_images: int, figure_path: Path | None) -> dict:
     files = sorted((data / "polymer_beads_om" / "monodisperse").glob("*.JPG"))[:n_images]
     out: dict = {"full": [], "detect-only": []}
     for k, f in enumerate(files):
         loaded = read_image(f)
         img = loaded.data
-        circ_full, sem_like, plan = full_detect(enh, det_sem, img)
+        circ_full, sem_like, plan = full_detect(pipe, img)
         circ_om, _ = det_om.detect(img)
         for label, c in (("full", circ_full), ("detect-only", circ_om)):
             ci = interior(c, img.shape)
             out[label].append({"image": f.name, **stats(2 * ci[:, 2] * BEADS_UM_PER_PX), "plan": plan if label == "full" else None})
-        if k == 0:
-            figure(loaded.rgb if loaded.rgb is not None else img, sem_like, plan["output_scale"], circ_full, circ_om, DOCS_IMG / "real_polymer_beads.png")
+        if k == 0 and figure_path is not None:
+            figure(loaded.rgb if loaded.rgb is not None else img, sem_like, plan["output_scale"], circ_full, circ_om, figure_path)
     return out
 
 
@@ -122,7 +125,7 @@ def figure(om: np.ndarray, sem_like: np.ndarray, scale: float, c_full: np.ndarra
     axes[0].imshow(crop, cmap="gray" if crop.ndim == 2 else None)
     axes[0].set_title("OM input (crop)")
     axes[1].imshow(sem_like[sy0:sy0 + ss, sx0:sx0 + ss], cmap="gray")
-    axes[1].set_title(f"SEM-like (translate + SR, x{scale:g})")
+    axes[1].set_title(f"SEM-like (x{scale:.3g})")
     axes[2].imshow(crop, cmap="gray" if crop.ndim == 2 else None)
     for c, col in ((c_om, "red"), (c_full, "lime")):
         for x, y, r in c:
@@ -163,18 +166,22 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--beads", type=int, default=3)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--weights", type=Path, default=None, help="weights root (default: the shipped weights)")
+    ap.add_argument("--sr", choices=("none", "model"), default=AnalyzeSettings().enhance_sr, help="the full pipeline's SR stage")
+    ap.add_argument("--json", type=Path, default=ROOT / "real_images.json")
     args = ap.parse_args()
     t0 = time.time()
-    det_sem, det_om = Detector.load(model_dir(DETECTOR_SEM)), Detector.load(model_dir(DETECTOR_OM))
-    enh = Enhancer.load(model_dir(TRANSLATOR), model_dir(SUPERRES), EnhanceConfig())
+    det_sem, det_om = Detector.load(model_dir(DETECTOR_SEM, args.weights)), Detector.load(model_dir(DETECTOR_OM, args.weights))
+    enh = Enhancer.load(model_dir(TRANSLATOR, args.weights), model_dir(SUPERRES, args.weights), EnhanceConfig(sr_mode=args.sr))
+    pipe = FullPipeline(enh, det_sem, det_om)
     res = {"ampis": ampis(args.data, det_sem)}
     print(json.dumps(res["ampis"]), flush=True)
-    res["trackpy"] = trackpy(args.data, enh, det_sem, det_om, args.frames)
+    res["trackpy"] = trackpy(args.data, pipe, det_om, args.frames)
     print(json.dumps(res["trackpy"]), flush=True)
-    res["beads"] = beads(args.data, enh, det_sem, det_om, args.beads)
-    meta = {"date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/real_images.py" + (" --write" if args.write else ""),
-            "seconds": time.time() - t0}  # fmt: skip
-    (ROOT / "real_images.json").write_text(json.dumps({"meta": meta, **res}, indent=1, default=float) + "\n")
+    res["beads"] = beads(args.data, pipe, det_om, args.beads, DOCS_IMG / "real_polymer_beads.png" if args.write else None)
+    cmd = "python benchmarks/real_images.py" + "".join(f" {a}" for a in __import__("sys").argv[1:])
+    meta = {"date": time.strftime("%Y-%m-%d"), "command": cmd, "seconds": time.time() - t0, "sr": args.sr}
+    args.json.write_text(json.dumps({"meta": meta, **res}, indent=1, default=float) + "\n")
     md = render(res, meta)
     print(md)
     if args.write:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train the GANs on one GPU inside a fixed wall clock (made for the lent, time-boxed GPU sessions).
 #
-#   bash scripts/gpu_train_gans.sh            # env: PY, RUNS, DEST, NPAIRS, SHARDS, END_S, DEVICE
+#   bash scripts/gpu_train_gans.sh            # env: PY, RUNS, DEST, NPAIRS, SHARDS, END_S, DEVICE, EXACT
+#   EXACT=1 bash scripts/gpu_train_gans.sh    # the shipped weights' runs: the configs' total_steps, no budget
 #
 # 1. NPAIRS aligned simulator pairs of configs/synth/gan-gpu.toml (seed 11), written by SHARDS parallel
 #    `srpsa synth` processes (pair i has seed (11, i) whichever shard writes it);
@@ -10,8 +11,10 @@
 #    each with --budget-minutes = what is left before END_S seconds after the start (minus a margin for
 #    the final evaluation and packing); the budget fixes each run's total_steps (in its config.json);
 # 4. each run's weights, log, config and last sample grid packed into DEST/<run>.tar.gz.
-# Rerunning a run with its recorded total_steps (`srpsa train ... --steps N` on a config with
-# total_steps = N) repeats it without the budget (on a GPU up to cuDNN's nondeterminism).
+# The configs hold the total_steps the 2026-11-26 run (one H200, END_S=545) fitted; EXACT=1 trains exactly
+# those steps without a budget (the super-resolver stops at step 5299, where that run hit its deadline),
+# which reproduces the shipped weights up to cuDNN's nondeterminism. Shipped: translate-compact-sn ->
+# src/srpsa/weights/translate, superres-compact -> src/srpsa/weights/superres (docs/gans.md).
 set -uo pipefail
 PY=${PY:-python3}
 RUNS=${RUNS:-/tmp/srpsa-gpu}
@@ -47,16 +50,18 @@ say "prepared: $(grep -c '^train,' "$RUNS/prepared/patches.csv") train patch pai
 
 budget=$(python3 -c "print(round(($END_S - $(el) - 75) / 60, 2))")
 say "training budget: $budget min per run"
-train() {  # task config name
+train() {  # task config name [steps]
+  local limit=(--budget-minutes "$budget")
+  [ -n "${EXACT:-}" ] && limit=(${4:+--steps "$4"})
   $PY -m srpsa train "$1" --config "$2" --data "$RUNS/prepared" --out "$RUNS/$3" --device "$DEVICE" \
-      --budget-minutes "$budget" --eval-every 500 --checkpoint-every 1000 --no-progress >"$RUNS/$3.log" 2>&1
+      "${limit[@]}" --eval-every 500 --checkpoint-every 1000 --no-progress >"$RUNS/$3.log" 2>&1
   local rc=$?
   echo "[$(el) s] $3 exit $rc: $(tail -1 "$RUNS/$3.log")" >>"$LOG"
 }
 train translate configs/translate/compact-gpu.toml translate-compact &
 train translate configs/translate/compact-sn-gpu.toml translate-compact-sn &
 train translate configs/translate/compact-default-gpu.toml translate-compact-default &
-train superres configs/superres/compact-gpu.toml superres-compact &
+train superres configs/superres/compact-gpu.toml superres-compact 5299 &
 wait
 say "training done"
 for r in translate-compact translate-compact-sn translate-compact-default superres-compact; do

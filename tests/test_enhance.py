@@ -21,6 +21,7 @@ import torch
 from srpsa.cli import main
 from srpsa.errors import InputError
 from srpsa.inference.enhance import EnhanceConfig, Enhancer, plan_scales, to_input_coordinates
+from srpsa.inference.guide import GuideConfig
 from srpsa.inference.weights import PACKAGE_WEIGHTS
 from srpsa.models.esrgan import RRDBNet
 from srpsa.models.pix2pix import Pix2PixGenerator
@@ -309,3 +310,54 @@ def test_guide_tail_quantiles_narrow_the_detector_range():
     med, (lo, hi) = size_guide(_ThresholdDetector(), img, GuideConfig(tail_quantile=0.02, tail_margin=1.3))
     assert med == pytest.approx(30.0, rel=0.05)
     assert lo == pytest.approx(med / 1.3, rel=0.05) and hi == pytest.approx(med * 1.3, rel=0.05)
+
+
+class _ResizeEnhancer:
+    """Stands in for the GANs: the 'SEM-like' image is the input resized so particles span 48 px."""
+
+    cfg = EnhanceConfig(sr_mode="none")
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def enhance(self, om, diameter_px=None, timer=None):
+        from srpsa.inference.enhance import EnhancePlan, EnhanceResult
+
+        self.calls.append(diameter_px)
+        s = 48.0 / diameter_px
+        img = cv2.resize(om, (round(om.shape[1] * s), round(om.shape[0] * s)), interpolation=cv2.INTER_LINEAR)
+        return EnhanceResult(img, EnhancePlan(diameter_px, s, s, s))
+
+
+class _ScaledDetector(_ThresholdDetector):
+    """A detector that reads every particle ``factor`` times too small (the OM detector on bead photos)."""
+
+    def __init__(self, factor: float = 1.0) -> None:
+        self.factor, self.last_info = factor, {}
+
+    def detect(self, image, refine=False, diameter_range=None, extend=None):
+        c, s = super().detect(image, refine)
+        return c * [1.0, 1.0, self.factor], s
+
+
+@pytest.mark.parametrize("om_factor, replanned", [(1.0, False), (0.8, False), (0.45, True), (2.2, True)])
+def test_full_pipeline_replans_when_the_sem_side_disagrees_with_the_om_guide(om_factor, replanned):
+    """A misread OM guide (off by more than verify_ratio) is caught on the SEM-like image and re-planned."""
+    from srpsa.inference.full import FullPipeline
+
+    img, placed = _disc_image((600, 600), [40.0] * 40, seed=4)
+    enh = _ResizeEnhancer()
+    pipe = FullPipeline(enh, _ScaledDetector(), _ScaledDetector(om_factor))
+    res = pipe.detect(img, refine=False)
+    assert res.info["size_from"] == ("sem_check" if replanned else "om_detector")
+    assert res.info["verify_median_diameter_px"] == pytest.approx(40.0, rel=0.05)
+    assert enh.calls[0] == pytest.approx(40.0 * om_factor, rel=0.05)
+    assert len(enh.calls) == (2 if replanned else 1)
+    if replanned:  # the second plan is the SEM side's: particles at 48 px, circles in input px
+        assert res.info["enhance"]["diameter_px"] == pytest.approx(40.0, rel=0.05)
+    assert np.median(2 * res.circles[:, 2]) == pytest.approx(40.0, rel=0.05)
+    assert len(res.circles) == len(placed)
+    # verify off: the OM guide is taken as it is
+    enh.calls.clear()
+    pipe = FullPipeline(enh, _ScaledDetector(), _ScaledDetector(om_factor), guide=GuideConfig(verify=False))
+    assert pipe.detect(img, refine=False).info["size_from"] == "om_detector" and len(enh.calls) == 1

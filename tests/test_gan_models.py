@@ -57,8 +57,13 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 # ------------------------------------------------------------------------------------------ configs
 def test_config_files_cover_the_ablation() -> None:
-    assert {p.stem for p in TRANSLATE} == {"pix2pix-default", "pix2pix-sn", "aasna", "compact", "compact-default", "compact-sn"}
-    assert {p.stem for p in SUPERRES} == {"esrgan-paper", "esrgan-sn", "esrgan-plain", "compact"}
+    compact = {"compact", "compact-default", "compact-sn"}
+    assert {p.stem for p in TRANSLATE} == {"pix2pix-default", "pix2pix-sn", "aasna", *compact, *(f"{c}-gpu" for c in compact)}
+    assert {p.stem for p in SUPERRES} == {"esrgan-paper", "esrgan-sn", "esrgan-plain", "compact", "compact-gpu"}
+    # the GPU schedules train the very networks of the CPU configs (same inference cost), nothing else
+    for c in [*(CONFIGS / "translate" / f"{n}.toml" for n in compact), CONFIGS / "superres" / "compact.toml"]:
+        cpu, gpu = load_gan_config(c), load_gan_config(c.with_name(f"{c.stem}-gpu.toml"))
+        assert (gpu.generator, gpu.discriminator, gpu.name) == (cpu.generator, cpu.discriminator, f"{cpu.name}-gpu")
     switches = {}
     for path in TRANSLATE:
         cfg = load_gan_config(path)
@@ -76,7 +81,7 @@ def test_config_files_cover_the_ablation() -> None:
     assert sr["esrgan-paper"].generator.num_blocks == 23
     sn = {k: (c.generator.spectral_norm, c.discriminator.spectral_norm) for k, c in sr.items()}
     assert sn == {"esrgan-paper": (True, True), "esrgan-sn": (False, True), "esrgan-plain": (False, False),
-                  "compact": (True, True)}  # fmt: skip
+                  "compact": (True, True), "compact-gpu": (True, True)}  # fmt: skip
     assert sr["esrgan-paper"].hr_patch_size == 512
 
 

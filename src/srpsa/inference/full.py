@@ -137,10 +137,31 @@ class FullPipeline:
             else:
                 info["size_from"] = "estimate"
         result = self.enhancer.enhance(om, diameter_px=d_hint, timer=timer)
+        if info["size_from"] == "om_detector" and self.guide.verify:
+            with ctx("verify"):
+                check = self._sem_side_guide(om, result.image)
+            if check is not None:
+                d_sem, range_sem = check
+                info["verify_median_diameter_px"] = d_sem
+                ratio = d_sem / d_hint
+                if max(ratio, 1.0 / ratio) > self.guide.verify_ratio:
+                    info["size_from"] = "sem_check"
+                    d_hint, d_range = d_sem, range_sem
+                    result = self.enhancer.enhance(om, diameter_px=d_hint, timer=timer)
         scale = result.plan.output_scale
         sem_range = None if d_range is None else (d_range[0] * scale, d_range[1] * scale)
         info["enhance"] = result.plan.to_dict() | {"flow": self.enhancer.cfg.flow, "sr_mode": self.enhancer.cfg.sr_mode}
         return result, sem_range, info
+
+    def _sem_side_guide(self, om: np.ndarray, enhanced: np.ndarray) -> tuple[float, tuple[float, float]] | None:
+        """The size guide read by the SEM detector (automatic range) on a window of the enhanced image,
+        in input OM px: (median diameter, range), or None when it finds too few particles."""
+        check = size_guide(self.sem_detector, enhanced, replace(self.guide, max_pixels=self.guide.verify_max_pixels))
+        if check is None:
+            return None
+        sx, sy = output_scales(om.shape, enhanced.shape)
+        s = math.sqrt(sx * sy)
+        return check[0] / s, (check[1][0] / s, check[1][1] / s)
 
     def size_guide(self, om: np.ndarray) -> tuple[float, tuple[float, float]] | None:
         """(median diameter, (d_min, d_max)) in OM px from the OM detector, or None when unusable."""
@@ -174,7 +195,7 @@ class FullPipeline:
             use_cal = refine and self.calibration is not None and det.cfg.refine.enabled
             # A user's --diameter-range is taken as given; the guide's range is a starting point (and
             # without either, the detector's own default applies: automatic scales may extend).
-            extend = True if info["size_from"] == "om_detector" else None
+            extend = True if info["size_from"] in ("om_detector", "sem_check") else None
             circles, scores = det.detect(result.image, diameter_range=sem_range, refine=False, extend=extend)
             if refine and det.cfg.refine.enabled and len(circles) and (return_uncalibrated or not use_cal):
                 uncal, _ = refine_circles(result.image, circles, det.cfg.refine)

@@ -39,6 +39,15 @@ class GuideConfig:
     # of this many pixels (whole-image guide on 4752x3168: 51 s of a 93 s run, docs/speed.md). 0: always
     # the whole image.
     max_pixels: int = 1_000_000
+    # Full pipeline only: after translation, the SEM detector reads a window of the SEM-like image with its
+    # automatic range (``verify_max_pixels``, about 0.3-0.8 s). When its median differs from the OM guide's
+    # by more than ``verify_ratio`` (either way), the OM detector misread the image (it answers the dark
+    # gaps of reflected-light bead photos, docs/real_images.md) and the pipeline re-plans from the SEM-side
+    # sizes. 1.5: the SEM detector's range (the guide's tails x and / tail_margin) cannot absorb a larger
+    # error. On the simulator presets the two agree within 1.32x (the SEM side is the closer to the truth).
+    verify: bool = True
+    verify_max_pixels: int = 500_000
+    verify_ratio: float = 1.5
 
 
 def _window(h: int, w: int, max_pixels: int) -> tuple[slice, slice]:
