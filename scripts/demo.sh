@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: analyse the bundled example OM image with the full pipeline (OM -> translate ->
-# super-resolve -> detect), write the HTML report, and score the particles against the ground truth.
+# `make demo`: analyse the bundled example OM image with the full pipeline (OM -> translate -> detect;
+# `--sr model` would add the super-resolution stage), write the HTML report, and score against the ground truth.
 set -euo pipefail
 BIN="$1"; OUT="$2"
 "$BIN/srpsa" analyze examples/om_example.tif --out "$OUT" --pipeline full --report --force
