@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def main() -> None:
     res["trackpy"] = trackpy(args.data, pipe, det_om, args.frames)
     print(json.dumps(res["trackpy"]), flush=True)
     res["beads"] = beads(args.data, pipe, det_om, args.beads, DOCS_IMG / "real_polymer_beads.png" if args.write else None)
-    cmd = "python benchmarks/real_images.py" + "".join(f" {a}" for a in __import__("sys").argv[1:])
+    cmd = "python benchmarks/real_images.py" + "".join(f" {a}" for a in sys.argv[1:])
     meta = {"date": time.strftime("%Y-%m-%d"), "command": cmd, "seconds": time.time() - t0, "sr": args.sr}
     args.json.write_text(json.dumps({"meta": meta, **res}, indent=1, default=float) + "\n")
     md = render(res, meta)

@@ -596,7 +596,7 @@ class GANTrainer:
                 entry = self.train_step()
                 seconds.append(entry["seconds"])
                 if deadline is not None:
-                    stop = self._fit_budget(stop, seconds, deadline, eval_every, bar)
+                    stop = self._fit_budget(stop, seconds, deadline, bar)
                 if main:
                     self._after_step(entry, stop, bar, log_every, eval_every, sample_every, checkpoint_every)
         if bar is not None:
@@ -605,8 +605,12 @@ class GANTrainer:
             self.last_metrics = self.last_metrics or self.evaluate()
         return {"seconds": seconds, "train_time_s": time.time() - t_start}
 
-    def _fit_budget(self, stop: int, seconds: list[float], deadline: float, eval_every: int, bar: Any) -> int:
-        """The new ``stop`` under a wall-clock budget (see :meth:`run`); identical on every rank."""
+    def _fit_budget(self, stop: int, seconds: list[float], deadline: float, bar: Any) -> int:
+        """The new ``stop`` under a wall-clock budget (see :meth:`run`); identical on every rank.
+
+        Every rank takes the same branch at every step (the step count is shared), so the collectives in
+        ``_agree_min`` always pair up; whether the deadline has passed is agreed on, not decided per rank.
+        """
         now = time.monotonic()
         if len(seconds) == BUDGET_CALIBRATION_STEPS:
             # Skip the first steps (cuDNN autotuning, first image decodes); evaluations and checkpoints
@@ -624,9 +628,12 @@ class GANTrainer:
             elif fit < stop:
                 log.warning("budget: %d steps fit, but the schedule cannot shrink below step %d; "
                             "stopping at the deadline instead", fit, self.step)  # fmt: skip
-        elif now > deadline and self.step < stop:
-            stop = _agree_min(self.step, self.device)  # hard stop; the schedule keeps its planned shape
-            log.warning("budget: wall-clock deadline reached at step %d", stop)
+        elif self.step < stop:
+            # hard stop once any rank is past the deadline; the schedule keeps its planned shape
+            agreed = _agree_min(self.step if now > deadline else stop, self.device)
+            if agreed < stop:
+                stop = agreed
+                log.warning("budget: wall-clock deadline reached at step %d", stop)
         return stop
 
     def _with_total_steps(self, total: int) -> GANConfig:
