@@ -39,6 +39,7 @@ def detect(
     workers: int | None = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (default: the config's).", rich_help_panel="Training"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: torch's choice).", rich_help_panel="Training"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with the losses.", rich_help_panel="Training"),
+    init: Path | None = typer.Option(None, "--init", help="Start from this weights folder (same network settings) instead of random weights.", rich_help_panel="Training"),
 ) -> None:
     """Train the SR-PSA circle detector and export OUT/weights/detector.safetensors + detector.json."""
     import torch
@@ -62,7 +63,7 @@ def detect(
     if threads:
         torch.set_num_threads(threads)
     result = train_detector(cfg, out, synth=synth, data=data, epochs=epochs, resume=resume, device=device, seed=seed,
-                            num_workers=workers, cache_dir=cache, progress=progress)
+                            num_workers=workers, cache_dir=cache, progress=progress, init_from=init)
     m = result.metrics
     raw, ref = m["raw"], m["refined"]
 

@@ -40,6 +40,7 @@ from srpsa.inference.nms import circle_nms
 from srpsa.inference.refine import apply_bias, calibrate_bias, refine_circles
 from srpsa.io.atomic import atomic_write_text
 from srpsa.models.detector import SRPSADetector, detection_loss
+from srpsa.inference.weights import weights_hash
 from srpsa.io.provenance import json_safe
 from srpsa.training.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint, save_weights
 from srpsa.training.detector_config import DetectorConfig, config_from_dict, config_to_dict
@@ -314,6 +315,7 @@ def train_detector(
     num_workers: int | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train a detector and export its weights to ``run_dir/weights``.
 
@@ -334,6 +336,9 @@ def train_detector(
         Where the npz cache lives (default ``run_dir/cache``); share it between runs of one data set.
     progress : bool
         Show a progress bar with the losses.
+    init_from : path, optional
+        A weights folder (``detector.safetensors`` + ``detector.json``) to start from instead of a random
+        initialisation; its network settings must equal ``cfg.model``.
 
     Returns
     -------
@@ -347,7 +352,7 @@ def train_detector(
     cv2.setNumThreads(1)
     try:
         return _train(cfg, run_dir, synth=synth, data=data, epochs=epochs, resume=resume, device=device, seed=seed,
-                      num_workers=num_workers, cache_dir=cache_dir, progress=progress)
+                      num_workers=num_workers, cache_dir=cache_dir, progress=progress, init_from=init_from)
     finally:
         cv2.setNumThreads(prev_threads)
 
@@ -365,6 +370,7 @@ def _train(
     num_workers: int | None,
     cache_dir: str | Path | None,
     progress: bool,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     tc = cfg.train
     overrides = {k: v for k, v in (("epochs", epochs), ("device", device), ("seed", seed), ("num_workers", num_workers)) if v is not None}
@@ -397,6 +403,12 @@ def _train(
     val = load_val(val_files)
 
     model = SRPSADetector(cfg).to(dev)
+    if init_from is not None and not resume:
+        init_model, init_cfg, _ = load_weights(init_from)
+        if init_cfg.model != cfg.model:
+            raise ConfigError(f"--init {init_from}: its network settings differ from the config's [model] section")
+        model.load_state_dict(init_model.state_dict())
+        provenance["init_from"] = {"path": str(init_from), "sha256": weights_hash(Path(init_from))}
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     steps_per_epoch = len(dataset) // tc.batch_size
     if steps_per_epoch < 1:
