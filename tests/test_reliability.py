@@ -113,6 +113,15 @@ def test_every_format_gets_the_same_limit_and_the_flag_raises_it(tmp_path, capsy
     assert code == 1 and "--max-pixels" not in error
 
 
+def test_one_default_limit_everywhere():
+    from PIL import Image
+
+    from srpsa.inference.pipeline import AnalyzeSettings
+    from srpsa.io.guard import DEFAULT_MAX_PIXELS
+
+    assert AnalyzeSettings().max_pixels == DEFAULT_MAX_PIXELS == 2 * Image.MAX_IMAGE_PIXELS
+
+
 # ------------------------------------------------------------------ 2. workers die with their parent
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killing_the_parent_stops_its_workers(images, tmp_path, sig):

@@ -44,7 +44,8 @@ class AnalyzeSettings:
     # full pipeline: "none" (the SEM detector reads the translation; default, docs/decisions.md) or "model"
     # (the ESRGAN stage in between, the paper's chain)
     enhance_sr: str = "none"
-    # largest declared image size decoded (srpsa.io.guard); does not change results, so resume ignores it
+    # largest declared image size decoded (= srpsa.io.guard.DEFAULT_MAX_PIXELS, not imported here to keep
+    # this module light); does not change results, so resume ignores it
     max_pixels: int = 178_956_970
 
     def __post_init__(self) -> None:
