@@ -365,7 +365,24 @@ def test_bad_optimizer_state_is_one_line(tmp_path):
     with pytest.raises(InputError) as info:
         load_checkpoint(tmp_path, model, opt)
     message = str(info.value)
-    assert "--resume" in message and "\n" not in message and "weights_only" not in message
+    assert "--resume" in message and "\n" not in message and "weights_only" not in message and "Weights only" not in message
+
+
+def test_bad_gan_optimizer_state_is_one_line(tmp_path):
+    import pickle
+
+    import torch
+
+    from srpsa.training.gan_train import load_gan_checkpoint, save_gan_checkpoint
+
+    g, d = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    og, od = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    sub = save_gan_checkpoint(tmp_path, 1, g, d, og, od, {"step": 1})
+    (sub / "optimizer.pt").write_bytes(pickle.dumps({"step": 1, "x": NotAllowed()}, protocol=2))
+    with pytest.raises(InputError) as info:
+        load_gan_checkpoint(tmp_path, g, d, og, od)
+    message = str(info.value)
+    assert "--resume" in message and "\n" not in message and "weights_only" not in message and "Weights only" not in message
 
 
 def test_progress_lines_do_not_wrap(tmp_path, capsys):
