@@ -165,6 +165,16 @@ def test_changed_settings_are_refused_not_served_stale(images, tmp_path, capsys)
     assert json.loads((out / "img0" / "summary.json").read_text())["unit"] == "um"
 
 
+def test_same_name_from_another_folder_is_refused(images, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    iio.imwrite(other / "img0.png", _disk_image(7))
+    out = tmp_path / "o"
+    assert _run([str(images[0]), "--out", str(out), *FAST, "--workers", "1"], capsys)[0] == 0
+    code, _, err = _run([str(other / "img0.png"), "--out", str(out), *FAST, "--workers", "1"], capsys)
+    assert code == 2 and "another file" in err and "--force" in err
+
+
 def test_changed_weights_are_refused(images, tmp_path, capsys):
     import shutil
 

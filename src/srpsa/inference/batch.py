@@ -157,12 +157,12 @@ def run_batch(
     names = output_names(images)
     by_path: dict[str, dict] = {}
     jobs: list[tuple[Path, Path]] = []
-    found: dict[str, dict] = {}
+    found: dict[str, tuple[dict, str]] = {}
     for image, name in zip(images, names):
         out = out_root / name
         if not force and is_done(out):
             summary = json.loads((out / "summary.json").read_text())
-            found[name] = summary
+            found[name] = (summary, str(image))
             by_path[str(image)] = {"path": str(image), "status": "skipped", "error": "", "summary": summary}
         else:
             jobs.append((image, out))

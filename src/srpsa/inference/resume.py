@@ -1,8 +1,9 @@
 """When may `srpsa analyze` reuse results already in ``--out``? Only when they were made the same way.
 
-Each summary.json records the settings and the sha256 of every model used, plus ``fingerprint``, one
-hash over both. A re-run skips a finished image only when its settings (those that change results) and
-model hashes equal the current ones; otherwise the whole run is refused before any work, with a
+Each summary.json records the input file, the settings and the sha256 of every model used, plus
+``fingerprint``, one hash over settings and models. A re-run skips a finished image only when it was
+made from the same file (resolved path) and its settings (those that change results) and model hashes
+equal the current ones; otherwise the whole run is refused before any work, with a
 one-line message naming each changed setting by its flag and ``--force`` (which re-analyses the
 inputs given). Refusing is safer than re-analysing silently: a folder then never mixes results made
 with different settings unless the user asked for it.
@@ -65,11 +66,16 @@ def differences(summary: dict, settings: AnalyzeSettings, hashes: dict[str, str]
     return out
 
 
-def check_resumable(found: dict[str, dict], settings: AnalyzeSettings, hashes: dict[str, str], out_root: str) -> None:
-    """Raise :class:`InputError` if any finished result in ``found`` (name -> summary) was made otherwise."""
+def check_resumable(found: dict[str, tuple[dict, str]], settings: AnalyzeSettings, hashes: dict[str, str], out_root: str) -> None:
+    """Raise :class:`InputError` if any finished result in ``found`` (name -> (summary, image path)) was
+    made otherwise, or from another file of the same name (e.g. ``a/img.png`` then ``b/img.png``)."""
+    from pathlib import Path
+
     changed: dict[str, list[str]] = {}
-    for name, summary in found.items():
+    for name, (summary, image) in found.items():
         diff = differences(summary, settings, hashes)
+        if summary.get("image") and summary["image"] != str(Path(image).resolve()):
+            diff.insert(0, f"{name}/ holds the results of another file, {summary['image']}")
         if diff:
             changed[name] = diff
     if changed:
