@@ -131,9 +131,15 @@ def test_killing_the_parent_stops_its_workers(images, tmp_path, sig):
     parent = psutil.Process(proc.pid)
     deadline = time.time() + 60
     children: list = []
+    def is_worker(child) -> bool:
+        try:
+            return "spawn_main" in " ".join(child.cmdline())
+        except psutil.Error:  # gone or not readable yet
+            return False
+
     while time.time() < deadline:  # two pool workers (plus the resource tracker)
         children = parent.children(recursive=True)
-        workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        workers = [c for c in children if is_worker(c)]
         if len(workers) >= 2:
             break
         time.sleep(0.2)
