@@ -60,8 +60,12 @@ def differences(summary: dict, settings: AnalyzeSettings, hashes: dict[str, str]
     old, new = result_settings(summary.get("settings") or {}), result_settings(settings)
     out = [f"{FLAGS.get(k, k)} {old[k]} -> {new[k]}" for k in new if old.get(k) != new[k]]
     old_models = model_hashes_of(summary)
-    if old_models != hashes:
-        changed = sorted(n for n in set(old_models) | set(hashes) if old_models.get(n) != hashes.get(n))
+    # Models used by both runs with other weights; a different set of models follows from a changed
+    # --pipeline/--modality, already named above.
+    changed = sorted(n for n in set(old_models) & set(hashes) if old_models[n] != hashes[n])
+    if not changed and not out and set(old_models) != set(hashes):
+        changed = sorted(set(old_models) ^ set(hashes))
+    if changed:
         out.append(f"--weights (models {', '.join(changed)} differ)")
     return out
 
