@@ -64,7 +64,9 @@ def test_outputs_and_columns(om_images, tmp_path, capsys):
         assert set(summary["seconds"]) >= {"load", "detect", "statistics", "write", "total"}
     batch = pd.read_csv(out / "summary.csv")
     assert list(batch["image"]) == ["img0", "img1", "POOLED"]
-    assert batch.loc[2, "count"] == batch.loc[:1, "count_used"].sum()
+    # POOLED counts like the image rows: count = all particles, count_used = those in the statistics
+    assert batch.loc[2, "count"] == batch.loc[:1, "count"].sum()
+    assert batch.loc[2, "count_used"] == batch.loc[:1, "count_used"].sum()
     assert pd.read_csv(out / "errors.csv").empty
     assert str(out / "summary.csv") in stdout
 
@@ -127,10 +129,10 @@ def test_full_pipeline_without_gan_weights_is_a_clear_error(om_images, tmp_path,
     root = tmp_path / "weights"  # a weights folder with the detectors but no GAN models
     for name in ("detector-sem", "detector-om"):
         shutil.copytree(PACKAGE_WEIGHTS / name, root / name)
-    code, _, err = _run([str(paths[0]), "--out", str(tmp_path / "o"), "--pipeline", "full", "--weights", str(root)], capsys)
-    assert code == 1  # reported per image; the batch finishes
-    errors = pd.read_csv(tmp_path / "o" / "errors.csv")
-    assert "translate" in errors.loc[0, "error"]
+    code, _, err = _run([*map(str, paths), "--out", str(tmp_path / "o"), "--pipeline", "full", "--weights", str(root)], capsys)
+    assert code == 2  # bad usage, reported once up front (not once per image), before any image is read
+    assert len(err.strip().splitlines()) == 1 and "--weights" in err and "translate" in err
+    assert not (tmp_path / "o" / "img0").exists()
 
 
 def test_rerun_skips_finished_images_unless_forced(om_images, tmp_path, capsys):

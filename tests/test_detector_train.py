@@ -147,3 +147,20 @@ def test_cli_train_detect(data_folder, tmp_path):
     assert "weights:" in res.output and (out / "weights" / "detector.safetensors").is_file()
     res = CliRunner().invoke(app, ["detect", "--config", str(cfg), "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and isinstance(res.exception, InputError)
+
+
+def test_history_loss_is_exact_after_a_mid_epoch_resume(data_folder, tmp_path):
+    import shutil
+
+    cfg = config_from_dict(TINY)  # checkpoint_every 1: step_3 is a checkpoint in the middle of epoch 2
+    cache = tmp_path / "cache"
+    straight = train_detector(cfg, tmp_path / "straight", data=data_folder, epochs=2, seed=1, cache_dir=cache, progress=False)
+    run = tmp_path / "killed"
+    shutil.copytree(straight.run_dir, run)
+    state = json.loads((run / "checkpoint" / "step_000000003" / "state.json").read_text())
+    assert state["batch_in_epoch"] == 1  # as if killed after the first batch of epoch 2
+    (run / "checkpoint" / "latest.json").write_text(json.dumps({"step": 3, "dir": "step_000000003"}))
+    train_detector(cfg, run, epochs=2, seed=1, resume=True, cache_dir=cache, progress=False)
+    want = json.loads((straight.run_dir / "history.json").read_text())
+    got = json.loads((run / "history.json").read_text())
+    assert [h["train_loss"] for h in got] == [h["train_loss"] for h in want]

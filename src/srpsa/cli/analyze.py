@@ -33,6 +33,7 @@ def command(
     workers: int = typer.Option(0, "--workers", min=0, help="Local worker processes (0: one per CPU core, at most one per image)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler ADDRESS, or 'local' to start a LocalCluster."),
     seed: int = typer.Option(0, "--seed", help="Seed for the bootstrap."),
+    max_pixels: int = typer.Option(178_956_970, "--max-pixels", min=1, help="Refuse images that declare more pixels than this, before decoding (default: Pillow's limit, ~13400^2)."),
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html, a self-contained report of the run (same as `srpsa report OUT`)."),
 ) -> None:
     """Detect particles, size them and write particles.csv, summary.json, overlay.png, psd.png per image.
@@ -59,6 +60,7 @@ def command(
         enhance_flow=flow,
         enhance_sr=sr,
         backend=backend,
+        max_pixels=max_pixels,
     )
     images = iter_image_files(list(inputs))
     if not images:
@@ -67,8 +69,11 @@ def command(
         raise InputError(f"--out {out} exists and is not a folder")
     n_workers = workers or min(len(images), os.cpu_count() or 1)
 
-    console = Console(stderr=True)
-    with console.status(f"analysing {len(images)} image(s)") as status:
+    from srpsa.cli.signals import EXIT_TERMINATED, Terminated, sigterm_as_interrupt
+
+    # soft_wrap: one progress line per image even when stderr is a file or pipe (rich wraps at 80 then)
+    console = Console(stderr=True, soft_wrap=True)
+    with sigterm_as_interrupt(), console.status(f"analysing {len(images)} image(s)") as status:
 
         def progress(done: int, total: int, result: dict) -> None:
             mark = {"ok": "done", "skipped": "skipped (exists)", "error": "FAILED"}[result["status"]]
@@ -79,9 +84,15 @@ def command(
             elif result["summary"]:
                 s = result["summary"]
                 line += f" - {s['count']} particles"
+                if not s["count"]:  # say why an empty result may not be a real one
+                    line += " - warning: " + next((w for w in s["warnings"] if "uniform" in w), "no particles detected")
             console.print(line, markup=False, highlight=False)
 
-        result = run_batch(images, out, settings, workers=n_workers, scheduler=scheduler, force=force, progress=progress)
+        try:
+            result = run_batch(images, out, settings, workers=n_workers, scheduler=scheduler, force=force, progress=progress)
+        except Terminated:  # the workers are stopped by now; finished images stay and resume
+            typer.echo(f"srpsa: terminated (SIGTERM); finished images are kept in {out}, re-run to resume", err=True)
+            raise typer.Exit(EXIT_TERMINATED) from None
 
     typer.echo(f"results: {out / 'summary.csv'}")
     if report and len(result.failed) < len(images):

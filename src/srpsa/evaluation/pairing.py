@@ -75,7 +75,10 @@ def _gt_files(folder: Path, globs: tuple[str, ...]) -> dict[str, Path]:
 
 
 def _pred_file(folder: Path, key: str) -> Path | None:
-    found = [folder / key / ANALYZE_FILE] + [folder / f"{key}{tag}{ext}" for tag in ("", *TAGS) for ext in (".csv", ".json")]
+    found = [folder / f"{key}{tag}{ext}" for tag in ("", *TAGS) for ext in (".csv", ".json")]
+    # A key from an annotation file's image name ("..", "." or "") must not name a folder outside --pred.
+    if key.strip(".") and "/" not in key and "\\" not in key:
+        found.insert(0, folder / key / ANALYZE_FILE)
     hits = [p for p in found if p.is_file()]
     if len(hits) > 1:
         raise InputError(f"{folder}: several predictions for '{key}': {', '.join(str(h.relative_to(folder)) for h in hits)}")

@@ -9,21 +9,23 @@ function, so outputs are identical.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from srpsa.errors import InputError
-from srpsa.inference.pipeline import AnalyzeSettings, analyze_image_safe, is_done, output_names
-from srpsa.io.atomic import atomic_open
+from srpsa.inference import preflight, resume
+from srpsa.inference.pipeline import AnalyzeSettings, is_done, output_names
+from srpsa.inference.tables import STAT_KEYS, rebuild_batch_tables  # noqa: F401  (STAT_KEYS: public name)
+from srpsa.inference.worker import init_worker, run_one
 
-STAT_KEYS = ("mean", "d10", "d50", "d90", "mode", "std", "cv", "span", "d32", "d43")
+#: errors.csv message for an image whose worker process was killed (by the kernel's OOM killer, say).
+WORKER_DIED = "worker process died while analysing this image (killed by the system, e.g. out of memory; try --workers 1)"
 
 
 @dataclass
@@ -35,24 +37,70 @@ class BatchResult:
         return [r for r in self.results if r["status"] == "error"]
 
 
-def _init_worker(threads: int) -> None:
-    import torch
+def _pool(workers: int) -> ProcessPoolExecutor:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn, not fork: forking a process that already runs torch/OpenMP threads can deadlock.
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(threads, os.getpid()))
 
-    torch.set_num_threads(threads)
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel what has not started and terminate the workers that are running.
+
+    ``shutdown`` alone waits for running images; Python < 3.14 has no public way to terminate the
+    workers (3.14 adds ``terminate_workers``), so the executor's process table is read directly.
+    """
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=10)
+
+
+def _error(image: Path, message: str) -> dict:
+    return {"path": str(image), "status": "error", "error": message, "summary": None}
 
 
 def _run_local(jobs: list[tuple[Path, Path]], settings: AnalyzeSettings, workers: int) -> Iterator[dict]:
     if workers <= 1 or len(jobs) == 1:
         for image, out in jobs:
-            yield analyze_image_safe(image, out, settings)
+            yield run_one(image, out, settings)
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    # spawn, not fork: forking a process that already runs torch/OpenMP threads can deadlock.
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = [pool.submit(analyze_image_safe, image, out, settings) for image, out in jobs]
-        for fut in as_completed(futures):
-            yield fut.result()
+    # A worker killed from outside (OOM) breaks the whole pool and fails every unfinished future. The
+    # unfinished images then run again in a fresh one-worker pool (less memory, and in submission
+    # order, so when that pool breaks the image it was running is known): that image goes to
+    # errors.csv and the rest carry on.
+    pending = list(jobs)
+    n = min(workers, len(jobs))
+    while pending:
+        pool = _pool(n)
+        futures: dict[Future, tuple[Path, Path]] = {}
+        broken = False
+        try:
+            futures = {pool.submit(run_one, image, out, settings): (image, out) for image, out in pending}
+            for fut in as_completed(futures):
+                if isinstance(fut.exception(), BrokenProcessPool):
+                    broken = True
+                    break
+                pending.remove(futures[fut])
+                yield fut.result()
+        except BaseException:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt by the CLI), generator closed
+            _stop(pool)
+            raise
+        if not broken:
+            pool.shutdown()
+            continue
+        _stop(pool)
+        for fut, job in futures.items():  # finished before the break, not yet reported
+            if job in pending and fut.done() and not fut.cancelled() and fut.exception() is None:
+                pending.remove(job)
+                yield fut.result()
+        if n == 1 and pending:
+            image, _ = pending.pop(0)
+            yield _error(image, WORKER_DIED)
+        n = 1
 
 
 def _run_dask(jobs: list[tuple[Path, Path]], settings: AnalyzeSettings, scheduler: str, workers: int) -> Iterator[dict]:
@@ -62,21 +110,32 @@ def _run_dask(jobs: list[tuple[Path, Path]], settings: AnalyzeSettings, schedule
         raise InputError("--scheduler needs dask.distributed: pip install 'srpsa[dask]'") from exc
     cluster = None
     if scheduler == "local":
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None)
+        # Dask's INFO lines (~40 per run) are not ours to show; and its HTTP server must not take the
+        # public :8787 (dashboard_address=None alone still binds it): a random port on localhost.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None,
+                               host="127.0.0.1", scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
         client = Client(cluster)
     else:
         try:
             client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"cannot connect to Dask scheduler '{scheduler}': {exc}") from exc
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise InputError(f"--scheduler: cannot connect to Dask scheduler '{scheduler}': {exc}") from exc
     try:
-        futures = client.map(analyze_image_safe, [str(i) for i, _ in jobs], [str(o) for _, o in jobs], settings=settings, pure=False)
+        futures = client.map(run_one, [str(i) for i, _ in jobs], [str(o) for _, o in jobs], settings=settings, pure=False)
         for fut in dask_completed(futures):
             yield fut.result()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def prepare(out_root: Path, settings: AnalyzeSettings, scheduler: str | None = None) -> dict[str, str]:
+    """The checks made once before any image (preflight.py); returns the model hashes."""
+    preflight.check_scheduler(scheduler)
+    preflight.check_out_folder(out_root)
+    return preflight.check_models(settings)
 
 
 def run_batch(
@@ -89,86 +148,44 @@ def run_batch(
     force: bool = False,
     progress: Callable[[int, int, dict], None] | None = None,
 ) -> BatchResult:
-    """Analyse ``images`` into ``out_root``; skip finished ones unless ``force``; write the batch tables."""
-    out_root.mkdir(parents=True, exist_ok=True)
+    """Analyse ``images`` into ``out_root``; skip finished ones unless ``force``; write the batch tables.
+
+    Finished results are reused only when made with the same settings and models (resume.py);
+    otherwise :class:`InputError` is raised before any work.
+    """
+    hashes = prepare(out_root, settings, scheduler)
     names = output_names(images)
     by_path: dict[str, dict] = {}
     jobs: list[tuple[Path, Path]] = []
+    found: dict[str, tuple[dict, str]] = {}
     for image, name in zip(images, names):
         out = out_root / name
         if not force and is_done(out):
             summary = json.loads((out / "summary.json").read_text())
+            found[name] = (summary, str(image))
             by_path[str(image)] = {"path": str(image), "status": "skipped", "error": "", "summary": summary}
         else:
             jobs.append((image, out))
+    resume.check_resumable(found, settings, hashes, str(out_root))
     total, done = len(images), 0
     for result in list(by_path.values()):
         done += 1
         if progress:
             progress(done, total, result)
     stream = _run_dask(jobs, settings, scheduler, workers) if scheduler else _run_local(jobs, settings, workers)
-    for result in stream:
-        by_path[result["path"]] = result
-        done += 1
-        if progress:
-            progress(done, total, result)
+    try:
+        for result in stream:
+            by_path[result["path"]] = result
+            done += 1
+            if progress:
+                progress(done, total, result)
+    finally:
+        stream.close()  # an interrupt stops the workers now, not when the generator is collected
     results = [by_path[str(p)] for p in images]
     write_batch_tables(results, out_root, names)
     return BatchResult(results)
 
 
-def _row(name: str, summary: dict) -> dict:
-    row = {
-        "image": name,
-        "path": summary["image"],
-        "count": summary["count"],
-        "count_used": summary["count_used"],
-        "unit": summary["unit"],
-        "pixel_size_um": summary["pixel_size_um"],
-        "pixel_size_source": summary["pixel_size_source"],
-    }
-    for table in ("Q0", "Q3"):
-        for key in STAT_KEYS:
-            row[f"{table}_{key}"] = summary["statistics"][table].get(key)
-    row["seconds"] = summary["seconds"]["total"]
-    return row
-
-
-def _pooled_row(results: list[dict], names: list[str], out_root: Path, include_edge: bool) -> dict | None:
-    from srpsa.psd import size_statistics
-
-    diam, units = [], set()
-    for result, name in zip(results, names):
-        if result["status"] == "error":
-            continue
-        table = pd.read_csv(out_root / name / "particles.csv")
-        if not include_edge:
-            table = table[table["edge"] == 0]
-        summary = result["summary"]
-        units.add(summary["unit"])
-        scale = summary["pixel_size_um"] or 1.0
-        diam.append(2.0 * table["r_px"].to_numpy() * scale)
-    if not diam or len(units) != 1:
-        return None  # pooling px with um would be meaningless
-    d = np.concatenate(diam)
-    row = {"image": "POOLED", "path": "", "count": int(len(d)), "count_used": int(len(d)), "unit": units.pop()}
-    for table, weighting in (("Q0", "number"), ("Q3", "volume")):
-        stats = size_statistics(d, weighting=weighting).to_dict()
-        for key in STAT_KEYS:
-            row[f"{table}_{key}"] = stats.get(key)
-    return row
-
-
 def write_batch_tables(results: list[dict], out_root: Path, names: list[str]) -> None:
-    """``summary.csv`` (one row per image + a pooled row) and ``errors.csv`` (inputs that failed)."""
-    rows = [_row(name, r["summary"]) for r, name in zip(results, names) if r["status"] != "error"]
-    ok_results = [r for r in results if r["status"] != "error"]
-    include_edge = bool(ok_results and ok_results[0]["summary"]["settings"]["include_edge"])
-    pooled = _pooled_row(results, names, out_root, include_edge) if rows else None
-    if pooled:
-        rows.append(pooled)
-    with atomic_open(out_root / "summary.csv", "w", newline="") as fh:
-        pd.DataFrame(rows).to_csv(fh, index=False, float_format="%.5g")
-    errors = [{"image": r["path"], "error": r["error"]} for r in results if r["status"] == "error"]
-    with atomic_open(out_root / "errors.csv", "w", newline="") as fh:
-        pd.DataFrame(errors, columns=["image", "error"]).to_csv(fh, index=False)
+    """``summary.csv`` (every finished image in ``out_root`` + a pooled row) and ``errors.csv`` (tables.py)."""
+    rebuild_batch_tables(out_root, results, names)

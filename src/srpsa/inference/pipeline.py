@@ -44,6 +44,9 @@ class AnalyzeSettings:
     # full pipeline: "none" (the SEM detector reads the translation; default, docs/decisions.md) or "model"
     # (the ESRGAN stage in between, the paper's chain)
     enhance_sr: str = "none"
+    # largest declared image size decoded (= srpsa.io.guard.DEFAULT_MAX_PIXELS, not imported here to keep
+    # this module light); does not change results, so resume ignores it
+    max_pixels: int = 178_956_970
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -68,8 +71,14 @@ class AnalyzeSettings:
             raise InputError(f"diameter unit must be 'px' or 'um', got '{self.diameter_unit}'")
         if self.diameter_range is not None:
             lo, hi = self.diameter_range
-            if not (0 < lo < hi):
-                raise InputError(f"--diameter-range needs 0 < MIN < MAX, got {lo} {hi}")
+            if not (0 < lo < hi) or not math.isfinite(hi):
+                raise InputError(f"--diameter-range needs finite 0 < MIN < MAX, got {lo} {hi}")
+            if self.diameter_unit == "px":
+                from srpsa.inference.limits import check_diameter_range_px
+
+                check_diameter_range_px(lo, hi)
+        if not (isinstance(self.max_pixels, int) and self.max_pixels > 0):
+            raise InputError(f"--max-pixels must be a positive number of pixels, got {self.max_pixels}")
 
 
 @dataclass
@@ -149,15 +158,10 @@ def _diameter_range_px(settings: AnalyzeSettings, pixel_size_um: float | None) -
 
 
 def output_names(images: list[Path]) -> list[str]:
-    """Output folder name per image: its stem, made unique with a short path hash when stems collide."""
-    import hashlib
-    from collections import Counter
+    """Output folder name per image: its stem when safe and unique, else cleaned and tagged (names.py)."""
+    from srpsa.inference.names import safe_output_names
 
-    counts = Counter(p.stem for p in images)
-    return [
-        p.stem if counts[p.stem] == 1 else f"{p.stem}_{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:6]}"
-        for p in images
-    ]
+    return safe_output_names(images)
 
 
 def is_done(out: Path) -> bool:
@@ -182,7 +186,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     warnings: list[str] = []
 
     with timer("load"):
-        loaded = read_image(image_path, pixel_size_um=settings.pixel_size_um)
+        loaded = read_image(image_path, pixel_size_um=settings.pixel_size_um, max_pixels=settings.max_pixels)
         pixel_size, source = loaded.pixel_size_um, loaded.pixel_size_source
         warnings.extend(loaded.warnings)  # includes the "uncalibrated: sizes in px" warning
     unit = "um" if pixel_size else "px"
@@ -192,6 +196,10 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     model_hashes = {name: W.weights_hash(folder) for name, folder in model_dirs.items()}
     image = loaded.data
     diameter_range = _diameter_range_px(settings, pixel_size)
+    if diameter_range is not None:
+        from srpsa.inference.limits import check_diameter_range_px
+
+        warnings.extend(check_diameter_range_px(*diameter_range))
     enhance_info = detect_info = None
     if settings.pipeline == "full" and settings.modality == "om":
         # OM -> translate -> super-resolve at a particle-following scale; the SEM-domain detector then
@@ -231,6 +239,8 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         }
         if len(diam) > 1:
             warnings.extend(count_warnings(diam))
+        if len(table) == 0:
+            warnings.append("no particles detected")
         n_edge = int(table["edge"].sum())
         if n_edge and not settings.include_edge:
             warnings.append(f"{n_edge} particles touch the image border and are excluded from statistics (--include-edge keeps them)")
@@ -256,6 +266,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         "kde_method": stats["number"].get("kde_method"),
         "models": {name: {"path": str(folder), "sha256": model_hashes[name]} for name, folder in model_dirs.items()},
         "settings": asdict(settings),
+        "fingerprint": _fingerprint(settings, model_hashes),  # what resume compares (inference/resume.py)
         "software": {"srpsa": __version__},
         "enhance": enhance_info,
         "detect": detect_info,
@@ -265,6 +276,12 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     # summary.json last: its presence marks the image as finished for --resume (see is_done).
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=_json_default))
     return summary
+
+
+def _fingerprint(settings: AnalyzeSettings, hashes: dict[str, str]) -> str:
+    from srpsa.inference.resume import fingerprint
+
+    return fingerprint(settings, hashes)
 
 
 def _json_default(obj):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from srpsa.errors import InputError
+
+log = logging.getLogger(__name__)
 
 #: Image suffixes :func:`srpsa.io.read_image` understands (compared case-insensitively).
 #: OME-TIFF files end in ``.ome.tif``/``.ome.tiff`` and so are covered by the TIFF suffixes.
@@ -38,7 +41,7 @@ def check_file(path: str | os.PathLike[str], what: str = "file") -> Path:
     Raises
     ------
     InputError
-        If the path does not exist, is a directory, is not a regular file or is empty.
+        If the path does not exist, is a directory, is not a regular file, is empty or cannot be read.
     """
     p = Path(path)
     if not p.exists():
@@ -53,6 +56,11 @@ def check_file(path: str | os.PathLike[str], what: str = "file") -> Path:
         raise InputError(f"{p}: cannot access {what} ({exc.strerror or exc})") from exc
     if size == 0:
         raise InputError(f"{p}: {what} is empty (0 bytes)")
+    try:  # an unreadable file is a permission problem, not a corrupt one: say so before any decoder does
+        with open(p, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read {what} ({exc.strerror or exc})") from exc
     return p
 
 
@@ -61,7 +69,9 @@ def iter_image_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
     Folders are searched recursively; their images are returned sorted by path. Hidden files and
     folders (names starting with ``.``) are skipped inside folders: they are typically macOS
-    ``._name.png`` resource forks or unfinished temporary files, not images. Files named explicitly are
+    ``._name.png`` resource forks or unfinished temporary files, not images. Entries named like images
+    that are not files (broken symbolic links, folders such as ``x.png``) are skipped with a logged
+    warning. Files named explicitly are
     kept in the order given. Duplicates are removed (the first occurrence wins).
 
     Parameters
@@ -88,11 +98,13 @@ def iter_image_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
         if not p.exists():
             raise InputError(f"{p}: input not found")
         if p.is_dir():
-            images = sorted(
-                f for f in p.rglob("*")
-                if f.is_file() and is_image_file(f)
-                and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            )
+            candidates = [f for f in p.rglob("*") if is_image_file(f)
+                          and not any(part.startswith(".") for part in f.relative_to(p).parts)]
+            images = sorted(f for f in candidates if f.is_file())
+            for f in sorted(set(candidates) - set(images)):  # named like an image but not one: say so
+                what = "broken symbolic link" if f.is_symlink() and not f.exists() else \
+                    "a folder" if f.is_dir() else "not a regular file"
+                log.warning("%s: skipped (%s)", f, what)
             if not images:
                 raise InputError(f"{p}: folder holds no image file ({', '.join(SUPPORTED_SUFFIXES)})")
             found.extend(images)

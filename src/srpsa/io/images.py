@@ -35,7 +35,9 @@ from PIL import Image, UnidentifiedImageError
 
 from srpsa.errors import InputError
 from srpsa.io.calibration import check_pixel_size, missing_calibration_warning, pixel_size_from_tiff
+from srpsa.io.contrast import low_contrast_warning
 from srpsa.io.files import SUPPORTED_SUFFIXES, TIFF_SUFFIXES, check_file
+from srpsa.io.guard import DEFAULT_MAX_PIXELS, check_declared_size, pillow_limit
 
 #: ITU-R BT.601 luma weights for R, G, B (the same as OpenCV's and Pillow's RGB -> L conversion).
 #: skimage.color.rgb2gray uses BT.709 instead; we state ours explicitly so the choice is visible.
@@ -325,7 +327,8 @@ def _normalise(pixels: _Pixels, path: Path, warnings: list[str]) -> tuple[np.nda
 
 
 # ------------------------------------------------------------------------------------------ public
-def read_image(path: str | os.PathLike[str], *, pixel_size_um: float | None = None) -> LoadedImage:
+def read_image(path: str | os.PathLike[str], *, pixel_size_um: float | None = None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Read an image file as float32 gray in [0, 1], with its pixel size.
 
     Parameters
@@ -335,6 +338,9 @@ def read_image(path: str | os.PathLike[str], *, pixel_size_um: float | None = No
     pixel_size_um
         Optional pixel size override in um/px; it takes priority over any metadata calibration and is
         recorded with source ``"override"``.
+    max_pixels
+        Largest declared size (pixels of the first page) that is decoded; larger images are refused
+        from their header, before any decoding (:mod:`srpsa.io.guard`).
 
     Returns
     -------
@@ -355,13 +361,18 @@ def read_image(path: str | os.PathLike[str], *, pixel_size_um: float | None = No
     if pixel_size_um is not None:
         pixel_size_um = check_pixel_size(pixel_size_um, f"pixel size override for {p.name}")
     warnings: list[str] = []
-    if suffix in TIFF_SUFFIXES:
-        pixels, value, source = _read_tiff(p, warnings)
-    else:
-        # PNG/JPEG/BMP carry at most a DPI value (pHYs, JFIF), which is not a trusted calibration.
-        pixels = _read_pillow(p, warnings)
-        value, source = None, "none"
+    check_declared_size(p, suffix in TIFF_SUFFIXES, max_pixels)
+    with pillow_limit(max_pixels):
+        if suffix in TIFF_SUFFIXES:
+            pixels, value, source = _read_tiff(p, warnings)
+        else:
+            # PNG/JPEG/BMP carry at most a DPI value (pHYs, JFIF), which is not a trusted calibration.
+            pixels = _read_pillow(p, warnings)
+            value, source = None, "none"
     gray, rgb = _normalise(pixels, p, warnings)
+    note = low_contrast_warning(gray, pixels.bit_depth, p.name)
+    if note:
+        warnings.append(note)
 
     if pixel_size_um is not None:
         if value is not None and abs(value - pixel_size_um) > 1e-3 * value:

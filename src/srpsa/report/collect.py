@@ -2,7 +2,7 @@
 
 The folder layout is the one :mod:`srpsa.inference.batch` writes: one sub-folder per image holding
 ``summary.json`` (written last, so its presence means "finished") and ``particles.csv``, plus the batch
-tables ``summary.csv`` (row order = input order) and ``errors.csv`` (inputs that failed). A single
+tables ``summary.csv`` (every finished image in the folder, the latest run's first; inference/tables.py) and ``errors.csv`` (inputs that failed). A single
 per-image folder (``summary.json`` directly inside) is accepted too.
 
 Pooled statistics are recomputed here from the per-particle tables rather than copied from

@@ -108,8 +108,9 @@ def load_weights(folder: str | Path) -> tuple[SRPSADetector, DetectorConfig, dic
     model = SRPSADetector.from_model_args(meta["model_args"])
     try:
         model.load_state_dict(load_file(str(wpath)))
-    except RuntimeError as exc:
-        raise InputError(f"detector weights: {wpath} does not fit model_args: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # RuntimeError (shapes) or safetensors' own error types (torn files)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"detector weights: {wpath} cannot be loaded into model_args ({type(exc).__name__}: {first})") from None
     return model.eval(), cfg, meta
 
 
@@ -172,8 +173,11 @@ def load_checkpoint(
     sub = folder / json.loads(latest.read_text(encoding="utf-8"))["dir"]
     state = json.loads((sub / "state.json").read_text(encoding="utf-8"))
     device = next(model.parameters()).device
-    model.load_state_dict(load_file(str(sub / "model.safetensors"), device=str(device)))
-    blob = torch.load(sub / "optimizer.pt", map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(load_file(str(sub / "model.safetensors"), device=str(device)))
+        blob = torch.load(sub / "optimizer.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's own message spans many lines of (unsafe) advice: name the type only
+        raise InputError(f"--resume: checkpoint {sub} is unreadable or does not fit the model ({type(exc).__name__})") from None
     if int(blob.get("step", -1)) != int(state["step"]):
         raise InputError(f"checkpoint {sub} is inconsistent: optimizer.pt step {blob.get('step')} != state.json step {state['step']}")
     if optimizer is not None:

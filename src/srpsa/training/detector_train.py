@@ -433,6 +433,10 @@ def _train(
         sampler.set_epoch(epoch, start=state["batch_in_epoch"] * tc.batch_size)
         run = {"loss": 0.0, "x": 0.0, "y": 0.0, "r": 0.0, "p": 0.0}
         n = 0
+        if state["batch_in_epoch"] and state.get("epoch_run"):  # resumed mid-epoch: the sums so far
+            saved = dict(state["epoch_run"])
+            n = int(saved.pop("n"))
+            run.update({k: float(v) for k, v in saved.items()})
         bar = _progress(loader, len(sampler) // tc.batch_size, f"epoch {epoch + 1}/{tc.epochs}", progress)
         for x, t in bar:
             x = x.to(dev, non_blocking=True)
@@ -450,9 +454,11 @@ def _train(
             if progress and hasattr(bar, "set_postfix"):
                 bar.set_postfix({k: f"{v / n:.4f}" for k, v in run.items()})
             if tc.checkpoint_every and state["step"] % tc.checkpoint_every == 0:
+                state["epoch_run"] = {"n": n, **run}  # so a resumed epoch's mean loss covers all its batches
                 checkpoint()
         state["epoch"] += 1
         state["batch_in_epoch"] = 0
+        state["epoch_run"] = None
         entry: dict[str, Any] = {"epoch": state["epoch"], "step": state["step"], "time_s": round(time.time() - t_start, 1),
                                  **{f"train_{k}": v / max(n, 1) for k, v in run.items()}}
         if state["epoch"] % tc.val_every == 0 or state["epoch"] == tc.epochs:

@@ -185,9 +185,8 @@ def load_gan_checkpoint(
         generator.load_state_dict(load_file(str(sub / "generator.safetensors"), device=str(device)))
         discriminator.load_state_dict(load_file(str(sub / "discriminator.safetensors"), device=str(device)))
         blob = torch.load(sub / "optimizer.pt", map_location="cpu", weights_only=True)
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"--resume: checkpoint in {folder} is unreadable or does not fit the config: {first}") from None
+    except Exception as exc:  # torch.load's message spans many lines of (unsafe) advice: name the type only
+        raise InputError(f"--resume: checkpoint in {folder} is unreadable or does not fit the config ({type(exc).__name__})") from None
     if int(blob.get("step", -1)) != int(state["step"]):
         raise InputError(f"checkpoint {sub} is inconsistent: optimizer.pt step {blob.get('step')} != state.json step {state['step']}")
     opt_g.load_state_dict(blob["opt_g"])
