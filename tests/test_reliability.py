@@ -114,12 +114,31 @@ def test_every_format_gets_the_same_limit_and_the_flag_raises_it(tmp_path, capsy
 
 
 def test_one_default_limit_everywhere():
-    from PIL import Image
-
     from srpsa.inference.pipeline import AnalyzeSettings
     from srpsa.io.guard import DEFAULT_MAX_PIXELS
 
-    assert AnalyzeSettings().max_pixels == DEFAULT_MAX_PIXELS == 2 * Image.MAX_IMAGE_PIXELS
+    # Pillow's documented default MAX_IMAGE_PIXELS (its refusal threshold is twice that). The live
+    # global is not compared: a caller of the library may have changed it.
+    pillow_default = 1024 * 1024 * 1024 // 4 // 3
+    assert AnalyzeSettings().max_pixels == DEFAULT_MAX_PIXELS == 2 * pillow_default
+
+
+def test_pillow_limit_is_restored_under_threads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from srpsa.io.guard import pillow_limit
+
+    before = Image.MAX_IMAGE_PIXELS
+
+    def one(i: int) -> None:
+        with pillow_limit(1000 + i):
+            assert Image.MAX_IMAGE_PIXELS == 1000 + i
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(200)))
+    assert Image.MAX_IMAGE_PIXELS == before
 
 
 # ------------------------------------------------------------------ 2. workers die with their parent

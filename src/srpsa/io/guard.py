@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,11 @@ from srpsa.errors import InputError
 
 #: Pillow's own refusal threshold (DecompressionBombError above 2 * MAX_IMAGE_PIXELS = 2 * 89,478,485).
 DEFAULT_MAX_PIXELS: int = 178_956_970
+
+# Pillow keeps its limit as a module global. Two threads of one process (Dask's threaded scheduler, a
+# server) that each changed and restored it could interleave and leave another thread's value behind for
+# good; the lock makes change-decode-restore one step. Reentrant: declared_pixels nests inside a read.
+_PILLOW_LOCK = threading.RLock()
 
 
 def declared_pixels(path: Path, tiff: bool) -> int:
@@ -59,13 +65,14 @@ def check_declared_size(path: Path, tiff: bool, max_pixels: int = DEFAULT_MAX_PI
 def pillow_limit(max_pixels: int | None) -> Iterator[None]:
     """Let Pillow decode up to ``max_pixels`` (None: no limit) inside the block, then restore its own.
 
-    Pillow keeps the limit as a module global; srpsa reads images one at a time per process (Dask
-    workers run one thread), so a temporary change is not seen by another read.
+    Pillow keeps the limit as a module global; a lock serialises the blocks of all threads so each
+    restores exactly what it found.
     """
-    before = Image.MAX_IMAGE_PIXELS
-    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; our check already refused.
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = before
+    with _PILLOW_LOCK:
+        before = Image.MAX_IMAGE_PIXELS
+        # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; our check already refused.
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
