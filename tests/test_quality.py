@@ -1,0 +1,79 @@
+"""The self-check (srpsa.inference.quality): true circles pass, circles on noise or misplaced fail."""
+
+import numpy as np
+import pytest
+
+from srpsa.inference.quality import QualityConfig, assess, overlap_share, radial_f, ring_profiles
+
+
+def _disks(n_side: int = 8, d: float = 20.0, size: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    step = size / n_side
+    c = np.array([((i + 0.5) * step, (j + 0.5) * step, d / 2) for i in range(n_side) for j in range(n_side)])
+    c[:, :2] += rng.uniform(-3, 3, (len(c), 2))
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = np.full((size, size), 200.0, np.float32)
+    for x, y, r in c:
+        img[(xx - x) ** 2 + (yy - y) ** 2 <= r * r] = 60.0
+    img += rng.normal(0, 8, img.shape).astype(np.float32)
+    return img, c
+
+
+def test_true_circles_are_ok():
+    img, c = _disks()
+    q = assess(img, c, {"scales_from": "estimate"})
+    assert q.status == "ok", q.reasons
+    assert q.metrics["weak_share"] < 0.05
+    assert 0.9 <= q.metrics["edge_ratio"] <= 1.1
+
+
+def test_circles_on_background_fail():
+    img, c = _disks()
+    rng = np.random.default_rng(1)
+    noise_img = rng.normal(128, 20, img.shape).astype(np.float32)
+    q = assess(noise_img, c)
+    assert q.status == "failed"
+    assert "no radial structure" in q.reasons[0]
+
+
+def test_circles_too_small_are_doubtful():
+    img, c = _disks(d=30.0)
+    q = assess(img, c * [1, 1, 0.7])
+    assert q.status == "doubtful"
+    assert any("steepest edge" in r for r in q.reasons)
+
+
+def test_polarity_does_not_matter():
+    img, c = _disks()
+    assert assess(255.0 - img, c).status == "ok"
+
+
+def test_no_circles_and_tiny_particles_and_unsure_scale():
+    img, c = _disks()
+    assert assess(img, np.empty((0, 3))).status == "failed"
+    small_img, small = _disks(d=4.0, n_side=20)
+    q = assess(small_img, small)
+    assert any("below 5 px" in r for r in q.reasons)
+    assert any("not confident" in r for r in assess(img, c, {"scales_from": "config"}).reasons)
+
+
+def test_overlap_share_counts_deep_pairs_only():
+    touching = np.array([[0.0, 0.0, 5.0], [10.0, 0.0, 5.0], [100.0, 100.0, 5.0]])
+    assert overlap_share(touching, 0.6) == 0.0
+    dup = np.array([[0.0, 0.0, 5.0], [2.0, 0.0, 5.0], [100.0, 100.0, 5.0]])
+    assert overlap_share(dup, 0.6) == pytest.approx(2 / 3)
+
+
+def test_radial_f_is_about_one_without_structure():
+    rng = np.random.default_rng(2)
+    img = rng.normal(0, 1, (600, 600)).astype(np.float32)
+    c = np.column_stack([rng.uniform(50, 550, 400), rng.uniform(50, 550, 400), np.full(400, 10.0)])
+    p, _ = ring_profiles(img, c, QualityConfig())
+    assert 0.5 < float(np.median(radial_f(p))) < 3.0
+
+
+def test_cost_is_bounded_by_the_sample():
+    img, c = _disks()
+    many = np.repeat(c, 100, axis=0)
+    q = assess(img, many, cfg=QualityConfig(max_circles=500))
+    assert q.metrics["checked"] == 500
