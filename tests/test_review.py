@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # Starlette notes that TestClient will move off
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
-from review_data import copy_analysis, make_analysis  # noqa: E402
+from review_data import approx_equal as _approx_equal, check_consistent as _check_consistent, copy_analysis, make_analysis  # noqa: E402
 from srpsa.cli import main  # noqa: E402
 from srpsa.errors import InputError  # noqa: E402
 from srpsa.review.app import create_app  # noqa: E402
@@ -51,39 +51,9 @@ def _snapshot(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
 
 
-def _approx_equal(a, b, rel=1e-4) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_approx_equal(a[k], b[k], rel) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_approx_equal(x, y, rel) for x, y in zip(a, b))
-    if isinstance(a, float) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
-    return a == b
-
-
 def _body(meta: dict, circles: list[dict] | None = None) -> dict:
     circles = meta["circles"] if circles is None else circles
     return {"version": meta["version"], "circles": [{"id": c["id"], "x": c["x"], "y": c["y"], "r": c["r"]} for c in circles]}
-
-
-def _check_consistent(out: Path, name: str) -> pd.DataFrame:
-    """summary.json, summary.csv and the report agree with particles.csv; returns the table."""
-    from srpsa.report.collect import load_analysis
-
-    table = pd.read_csv(out / name / "particles.csv")
-    summary = json.loads((out / name / "summary.json").read_text())
-    stats = image_statistics(table, summary["pixel_size_um"], summary["settings"])
-    assert summary["count"] == stats.count == len(table)
-    assert summary["count_used"] == stats.count_used
-    assert _approx_equal(summary["statistics"], stats.statistics)
-    row = pd.read_csv(out / "summary.csv").set_index("image").loc[name]
-    assert row["count"] == len(table) and row["count_used"] == stats.count_used
-    assert row["Q0_d50"] == pytest.approx(stats.statistics["Q0"]["d50"], rel=1e-4)
-    analysis = load_analysis(out)
-    image = next(im for im in analysis.images if im.name == name)
-    assert image.notes == []  # the report found nothing stale
-    assert image.count == len(table)
-    return table
 
 
 def test_statistics_step_reproduces_the_pipeline(template):

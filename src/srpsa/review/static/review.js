@@ -277,8 +277,10 @@ canvas.addEventListener("pointerup", (ev) => {
   } else if (d.kind === "move" || d.kind === "resize") {
     const after = d.start.map((c0) => { const c = { ...S.circles.get(c0.uid) }; c.edge = onBorder(c); return c; });
     const changed = after.some((c, i) => c.x !== d.start[i].x || c.y !== d.start[i].y || c.r !== d.start[i].r);
-    apply(after, d.start);  // back to the start, then as one undoable step
-    if (changed) { commit(d.start, after); d.uids.forEach((u) => S.selected.add(u)); }
+    if (changed) {  // back to the start, then forward again as one undoable step
+      apply(after, d.start); commit(d.start, after);
+      d.uids.forEach((u) => S.selected.add(u)); updateStats();
+    }
   }
   draw();
 });
