@@ -126,7 +126,7 @@ def circles_payload(table: pd.DataFrame) -> list[dict]:
     ]
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def _display_jpeg(path: str, mtime_ns: int, max_side: int) -> bytes:
     """The image as JPEG for the browser, long side at most ``max_side`` (0: full size)."""
     import cv2

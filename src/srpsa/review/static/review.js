@@ -6,7 +6,7 @@ const S = {
   images: [], name: null, meta: null, version: null,
   circles: new Map(),          // uid -> {uid, id (row id in the loaded table or null), x, y, r, score, edge, source, quality}
   selected: new Set(), undo: [], redo: [], nextUid: 1,
-  view: { s: 1, tx: 0, ty: 0 }, img: null, imgScale: 1, mode: "select", colour: "score",
+  view: { s: 1, tx: 0, ty: 0 }, img: null, levels: [], mode: "select", colour: "score",
   drag: null, dirty: false, saving: false,
 };
 const canvas = document.getElementById("canvas");
@@ -52,26 +52,42 @@ async function openImage(name, keepView) {
   updateStats();
   for (const tr of $("list").querySelectorAll("tbody tr")) tr.classList.toggle("current", tr.dataset.name === name);
   if (!keepView) fit();
-  if (!meta.image_ok) { S.img = null; status(`source image ${meta.image} is missing: circles are shown on an empty canvas and cannot be saved`, true); draw(); return; }
+  if (!meta.image_ok) { S.img = null; S.levels = []; status(`source image ${meta.image} is missing: circles are shown on an empty canvas and cannot be saved`, true); draw(); return; }
   status(`${name}: ${meta.width} x ${meta.height} px, loading the image...`);
-  // A small preview first (fast), then the full-size image for zooming in.
-  const preview = await loadImage(`/api/images/${enc(name)}/pixels?max=1600`);
-  if (S.name !== name) return;
-  S.img = preview; S.imgScale = preview.naturalWidth / meta.width; draw();
-  status(`${name}: ${S.circles.size} circles`);
-  if (Math.max(meta.width, meta.height) > 1600) {
-    loadImage(`/api/images/${enc(name)}/pixels?max=0`).then((full) => {
-      if (S.name === name) { S.img = full; S.imgScale = full.naturalWidth / meta.width; draw(); }
-    }).catch((e) => status(`full-size image: ${e.message}`, true));
+  // An image pyramid: a preview first (fast), then larger levels in the background. Each frame draws the
+  // smallest level that still has a pixel per screen pixel, so zoomed-out views never make the browser
+  // shrink the full 15-Mpx image.
+  S.levels = []; S.img = null;
+  const side = Math.max(meta.width, meta.height);
+  const sizes = [1600, 3200].filter((m) => m < side).concat([0]);
+  let first = true;
+  for (const m of sizes) {
+    const img = await loadImage(`/api/images/${enc(name)}/pixels?max=${m}`).catch((e) => { status(`image: ${e.message}`, true); return null; });
+    if (S.name !== name) return;
+    if (!img) break;
+    S.levels.push({ img, scale: img.width / meta.width });
+    warm(img);
+    S.img = img; draw();
+    if (first) { status(`${name}: ${S.circles.size} circles`); first = false; }
   }
 }
 function loadImage(url) {
   return new Promise((resolve, reject) => {
     const img = new Image();
-    img.onload = () => (img.decode ? img.decode().catch(() => {}) : Promise.resolve()).then(() => resolve(img));
+    img.onload = () => img.decode().then(() => resolve(img), () => resolve(img));
     img.onerror = () => reject(new Error(`cannot load ${url}`));
     img.src = url;
   });
+}
+const warmCanvas = document.createElement("canvas");
+function warm(img) {
+  // Draw a new level once off screen, so its first use while zooming does not stall a frame.
+  warmCanvas.width = 64; warmCanvas.height = 64;
+  warmCanvas.getContext("2d").drawImage(img, 0, 0, 64, 64);
+}
+function levelFor(s) {
+  for (const lv of S.levels) if (lv.scale >= s) return lv.img;
+  return S.levels.length ? S.levels[S.levels.length - 1].img : null;
 }
 
 async function save() {
@@ -173,7 +189,8 @@ function render() {
   if (!S.meta) return;
   const { s, tx, ty } = S.view;
   ctx.imageSmoothingEnabled = s < 2;
-  if (S.img) ctx.drawImage(S.img, tx - 0.5 * s, ty - 0.5 * s, S.meta.width * s, S.meta.height * s);
+  const img = levelFor(s);
+  if (img) ctx.drawImage(img, tx - 0.5 * s, ty - 0.5 * s, S.meta.width * s, S.meta.height * s);
   else { ctx.fillStyle = "#555"; ctx.fillRect(tx - 0.5 * s, ty - 0.5 * s, S.meta.width * s, S.meta.height * s); }
   const groups = new Map(), sel = [];
   for (const c of S.circles.values()) {
@@ -322,7 +339,7 @@ window.addEventListener("resize", resize);
 window.addEventListener("beforeunload", (ev) => { if (S.dirty) { ev.preventDefault(); ev.returnValue = ""; } });
 
 // For tests and the console: state, coordinate transforms.
-window.srpsaReview = { state: S, toScreen, toImage, openImage, save };
+window.srpsaReview = { state: S, toScreen, toImage, openImage, save, render, zoomAt, fit };
 
 (async () => {
   resize();
