@@ -284,3 +284,18 @@ def test_server_listens_on_loopback_only(out):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_train_detect_runs_on_a_reviewed_folder(client, out, tmp_path):
+    """`srpsa train detect --data` on the analysis folder itself: the reviewed images are its data."""
+    for name in ("img0", "img1"):
+        meta = client.get(f"/api/images/{name}").json()
+        assert client.post(f"/api/images/{name}/save", json=_body(meta)).status_code == 200
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text("[model]\nchannels = [4, 4, 8, 8, 8]\n[data]\ncrop = 32\nsamples_per_epoch = 4\n[train]\nnum_workers = 0\nlr = 1e-3\n")
+    run = tmp_path / "run"
+    code = main(["train", "detect", "--config", str(cfg), "--data", str(out), "--out", str(run), "--epochs", "1",
+                 "--no-progress", "--threads", "1"])
+    assert code == 0 and (run / "weights" / "detector.safetensors").is_file()
+    provenance = json.dumps(json.loads((run / "weights" / "detector.json").read_text()))
+    assert "img0.png" in provenance or "img1.png" in provenance
