@@ -4,9 +4,11 @@ Skipped when chromium, chromedriver or selenium is missing."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ pytest.importorskip("uvicorn")
 
 from review_data import check_consistent, make_analysis  # noqa: E402
 
+SRC = Path(__file__).resolve().parents[1] / "src"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)")
@@ -29,18 +32,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(out: Path):
-    """(server, url) of srpsa review running in a thread."""
-    from srpsa.review.server import make_server
-
+def serve(out: Path) -> tuple[subprocess.Popen, str]:
+    """`srpsa review OUT --port P --no-browser` as a subprocess, once it accepts connections."""
     port = free_port()
-    server = make_server(out, port)
-    threading.Thread(target=server.run, daemon=True).start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    return server, f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "srpsa", "review", str(out), "--port", str(port), "--no-browser"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"srpsa review exited with {proc.returncode}: {proc.stdout.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"http://127.0.0.1:{port}/"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("srpsa review did not start listening within 60 s")
 
 
 def chromium(width: int = 1280, height: int = 800):
@@ -83,7 +91,7 @@ def test_add_delete_save_reload(tmp_path):
 
     out = make_analysis(tmp_path)
     before = pd.read_csv(out / "img0" / "particles.csv")
-    server, url = serve(out)
+    server, url = serve(out)  # the command line itself, as a user starts it
     driver = chromium()
     try:
         driver.get(url)
@@ -130,7 +138,8 @@ def test_add_delete_save_reload(tmp_path):
         assert "saved: 5 circles" in driver.find_element(By.ID, "stats").text
     finally:
         driver.quit()
-        server.should_exit = True
+        server.terminate()  # SIGTERM: uvicorn shuts down cleanly
+        server.wait(20)
 
     table = check_consistent(out, "img0")
     assert sorted(table["source"]) == ["added", "auto", "auto", "auto", "auto"]

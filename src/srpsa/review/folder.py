@@ -86,10 +86,12 @@ def list_images(root: Path) -> dict[str, ImageEntry]:
 
 
 def get_image(root: Path, name: str) -> ImageEntry:
-    entry = list_images(root).get(name)
-    if entry is None:
+    """The entry of ``name``: only names in the folder's own list are accepted (one summary.json read)."""
+    folder = {f.name: f for f in find_image_folders(root)}.get(name)
+    summary = _read_summary(folder) if folder is not None and (folder / "particles.csv").is_file() else None
+    if summary is None:
         raise UnknownImage(f"no image named {name!r} in this folder")
-    return entry
+    return ImageEntry(name, folder, summary)
 
 
 def version_of(path: Path) -> str:
