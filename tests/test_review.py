@@ -299,3 +299,10 @@ def test_train_detect_runs_on_a_reviewed_folder(client, out, tmp_path):
     assert code == 0 and (run / "weights" / "detector.safetensors").is_file()
     provenance = json.dumps(json.loads((run / "weights" / "detector.json").read_text()))
     assert "img0.png" in provenance or "img1.png" in provenance
+
+
+def test_save_keeps_the_report_title(client, out):
+    assert main(["report", str(out), "--title", "Batch <7> & co"]) == 0
+    meta = client.get("/api/images/img0").json()
+    assert client.post("/api/images/img0/save", json=_body(meta, meta["circles"][1:])).status_code == 200
+    assert "<title>Batch &lt;7&gt; &amp; co</title>" in (out / "report.html").read_text()

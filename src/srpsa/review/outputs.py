@@ -3,6 +3,8 @@ summary.csv and report.html, with the same code ``srpsa analyze`` and ``srpsa re
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,4 +40,14 @@ def refresh_folder_outputs(root: Path) -> None:
 
     with FileLock(str(Path(root) / FOLDER_LOCK), timeout=LOCK_TIMEOUT_S):
         rebuild_batch_tables(Path(root), [], [])
-        write_report(root)
+        write_report(root, title=_report_title(Path(root) / "report.html"))
+
+
+def _report_title(path: Path) -> str | None:
+    """The title of an existing report (given with `srpsa report --title`), kept when it is rebuilt."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return None
+    match = re.search(r"<title>(.*?)</title>", head, re.S)
+    return html.unescape(match.group(1)).strip() or None if match else None
