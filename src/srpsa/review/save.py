@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,13 +35,6 @@ class BadRequest(ValueError):
 
 class Conflict(RuntimeError):
     """The save cannot apply to the current files (HTTP 409)."""
-
-
-@dataclass
-class Edit:
-    circles: np.ndarray  # (N, 3)
-    origin: list[int | None]  # id in the base table, None for a new circle
-    changes: dict = field(default_factory=dict)
 
 
 def _number(value: object, where: str) -> float:
