@@ -1,5 +1,5 @@
 """srpsa review in a real headless Chromium (selenium): load a folder, add a circle, delete one, save,
-reload; the change is there and summary.json / summary.csv / report agree with particles.csv.
+resize one with the keyboard, save, reload; the change is there and summary.json / summary.csv / report agree with particles.csv.
 Skipped when chromium, chromedriver or selenium is missing."""
 
 from __future__ import annotations
@@ -124,6 +124,12 @@ def test_add_delete_save_reload(tmp_path):
         assert wait_for(driver, "srpsaReview.state.circles.size") == 6
         body.send_keys(Keys.CONTROL, "y")
         assert wait_for(driver, "srpsaReview.state.circles.size") == 5
+        # Resize another one with the keyboard: click it, "]" grows it by 5 %.
+        grown = before.iloc[1]
+        ActionChains(driver).move_to_element_with_offset(canvas, *canvas_offset(driver, grown.x_px, grown.y_px)).click().perform()
+        assert wait_for(driver, "srpsaReview.state.selected.size") == 1
+        body.send_keys("]")
+        wait_for(driver, "[...srpsaReview.state.circles.values()].some((c) => c.r > %r)" % float(grown.r_px * 1.04))
         body.send_keys(Keys.CONTROL, "s")
         wait_for(driver, "document.getElementById('status').textContent.startsWith('saved')")
 
@@ -142,5 +148,6 @@ def test_add_delete_save_reload(tmp_path):
         server.wait(20)
 
     table = check_consistent(out, "img0")
-    assert sorted(table["source"]) == ["added", "auto", "auto", "auto", "auto"]
+    assert sorted(table["source"]) == ["added", "auto", "auto", "auto", "edited"]
+    assert table.loc[table["source"] == "edited", "r_px"].iloc[0] == pytest.approx(grown.r_px * 1.05, abs=1e-3)
     assert table.loc[table["source"] == "added", "r_px"].iloc[0] == pytest.approx(6.0, abs=1.0)

@@ -127,6 +127,13 @@ function deleteSelected() {
   commit(gone, []);
   status(`${gone.length} circle(s) deleted`);
 }
+function changeSelected(update) {
+  // One undoable step: every selected circle replaced by its updated copy (selection kept).
+  const before = [...S.selected].map((u) => ({ ...S.circles.get(u) }));
+  const after = before.map((c) => { const n = clampCentre({ ...c, ...update(c) }); n.edge = onBorder(n); return n; });
+  commit(before, after);
+  after.forEach((c) => S.selected.add(c.uid)); updateStats();
+}
 function setDirty(v) {
   S.dirty = v;
   $("save").classList.toggle("dirty", v);
@@ -251,7 +258,7 @@ canvas.addEventListener("pointerdown", (ev) => {
   const [sx, sy] = pointer(ev);
   const [x, y] = toImage(sx, sy);
   if (ev.button === 1 || ev.button === 2) { S.drag = { kind: "pan", sx, sy, tx: S.view.tx, ty: S.view.ty }; return; }
-  if (S.mode === "add") { S.drag = { kind: "add", x, y, r: 0 }; return; }
+  if (S.mode === "add") { S.drag = clampCentre({ kind: "add", x, y, r: 0 }); return; }
   if (ev.shiftKey && !hit(sx, sy)) { S.drag = { kind: "box", x0: sx, y0: sy, x1: sx, y1: sy }; return; }
   const h = hit(sx, sy);
   if (!h) { if (!ev.shiftKey) S.selected.clear(); S.drag = { kind: "pan", sx, sy, tx: S.view.tx, ty: S.view.ty, moved: false }; updateStats(); draw(); return; }
@@ -274,7 +281,7 @@ canvas.addEventListener("pointermove", (ev) => {
   if (d.kind === "pan") { S.view.tx = d.tx + sx - d.sx; S.view.ty = d.ty + sy - d.sy; }
   else if (d.kind === "add") d.r = Math.hypot(x - d.x, y - d.y);
   else if (d.kind === "box") { d.x1 = sx; d.y1 = sy; }
-  else if (d.kind === "move") d.start.forEach((c0) => Object.assign(S.circles.get(c0.uid), { x: c0.x + x - d.x, y: c0.y + y - d.y }));
+  else if (d.kind === "move") d.start.forEach((c0) => clampCentre(Object.assign(S.circles.get(c0.uid), { x: c0.x + x - d.x, y: c0.y + y - d.y })));
   else if (d.kind === "resize") { const c0 = d.start[0]; S.circles.get(c0.uid).r = Math.max(0.5, Math.hypot(x - c0.x, y - c0.y)); }
   draw();
 });
@@ -301,6 +308,11 @@ canvas.addEventListener("pointerup", (ev) => {
   }
   draw();
 });
+function clampCentre(c) {
+  // The server takes centres inside the image only; keep them there while editing.
+  c.x = Math.min(S.meta.width - 0.5, Math.max(-0.5, c.x)); c.y = Math.min(S.meta.height - 0.5, Math.max(-0.5, c.y));
+  return c;
+}
 function onBorder(c) { return c.x - c.r <= -0.5 || c.y - c.r <= -0.5 || c.x + c.r >= S.meta.width - 0.5 || c.y + c.r >= S.meta.height - 0.5; }
 canvas.addEventListener("wheel", (ev) => { ev.preventDefault(); const [sx, sy] = pointer(ev); zoomAt(sx, sy, Math.exp(-ev.deltaY * 0.0015)); }, { passive: false });
 
@@ -320,6 +332,14 @@ document.addEventListener("keydown", (ev) => {
   else if (mod && k === "a") { ev.preventDefault(); S.circles.forEach((c) => S.selected.add(c.uid)); updateStats(); draw(); }
   else if (mod) return;
   else if (k === "delete" || k === "backspace") { ev.preventDefault(); deleteSelected(); }
+  else if ((k === "[" || k === "]") && S.selected.size) {
+    const f = k === "]" ? 1.05 : 1 / 1.05;
+    changeSelected((c) => ({ r: Math.max(0.5, c.r * f) }));
+  } else if (k.startsWith("arrow") && S.selected.size) {
+    ev.preventDefault();
+    const d = (ev.shiftKey ? 10 : 1) * (k === "arrowleft" || k === "arrowup" ? -1 : 1);
+    changeSelected((c) => (k === "arrowleft" || k === "arrowright" ? { x: c.x + d } : { y: c.y + d }));
+  }
   else if (k === "a") setMode("add");
   else if (k === "v") setMode("select");
   else if (k === "escape") { setMode("select"); S.selected.clear(); S.drag = null; updateStats(); draw(); }
