@@ -22,7 +22,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[dev,onnx,dask]"
+	$(BIN)/python -m pip install -q -e ".[dev,onnx,dask,review]"
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -120,13 +120,16 @@ def folder_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
     """(image, annotation file) pairs in a user's folder.
 
     An image ``a.png`` is paired with ``a.csv`` / ``a.json`` (etc.) beside it; images without one use
-    the folder's single multi-image annotation file (VIA or COCO JSON) if there is exactly one.
+    the folder's single multi-image annotation file (VIA or COCO JSON) if there is exactly one. An
+    ``srpsa analyze`` output folder (``*/summary.json``) gives its reviewed images (:func:`reviewed_pairs`).
     """
     from srpsa.io import iter_image_files
 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--data: {folder} is not a folder")
+    if any(folder.glob("*/summary.json")):
+        return reviewed_pairs(folder)
     images = iter_image_files([folder])
     annots = [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in _ANNOTATION_SUFFIXES and p.is_file()]
     by_stem = {}
@@ -144,6 +147,37 @@ def folder_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
         pairs.append((img, ann))
     if not pairs:
         raise InputError(f"--data: no annotated images in {folder} (need <stem>.csv/.json beside each image, or one VIA/COCO file)")
+    return pairs
+
+
+def reviewed_pairs(folder: Path) -> list[tuple[Path, Path]]:
+    """(source image, particles.csv) of every image of an ``srpsa analyze`` folder checked in ``srpsa review``.
+
+    Only reviewed images (``review.json`` beside ``particles.csv``) are used: the others hold the
+    detector's own circles, and training on them would teach the detector its own mistakes.
+    """
+    import json
+
+    pairs, unreviewed = [], []
+    for summary_path in sorted(folder.glob("*/summary.json")):
+        result = summary_path.parent
+        if not (result / "review.json").is_file():
+            unreviewed.append(result.name)
+            continue
+        try:
+            image = Path(json.loads(summary_path.read_text(encoding="utf-8"))["image"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"--data: cannot read {summary_path}: {exc}") from exc
+        if not image.is_file():
+            log.warning("%s: source image %s is missing; skipped", result.name, image)
+            continue
+        pairs.append((image, result / "particles.csv"))
+    if unreviewed:
+        log.warning("--data: %d image(s) of the analysis folder are not reviewed and are left out: %s",
+                    len(unreviewed), ", ".join(unreviewed[:10]) + (" ..." if len(unreviewed) > 10 else ""))
+    if not pairs:
+        raise InputError(f"--data: {folder} is an analysis folder with no reviewed image; check and save images "
+                         f"with `srpsa review {folder}` first")
     return pairs
 
 
