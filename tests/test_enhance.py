@@ -224,14 +224,14 @@ def test_sr_mode_none_outputs_the_translation(enhancer):
 class _ThresholdDetector:
     """Stands in for the OM detector: bright discs on black, sized by their area (exact on clean discs)."""
 
-    last_info: dict = {}
-
     def detect(self, image, refine=False):
         from skimage.measure import label, regionprops
 
+        from srpsa.inference.detect import Detection
+
         props = regionprops(label(image > 0.5))
         c = np.array([[p.centroid[1], p.centroid[0], np.sqrt(p.area / np.pi)] for p in props]).reshape(-1, 3)
-        return c, np.ones(len(c))
+        return Detection(c, np.ones(len(c)), {"scales": [1.0]})
 
 
 def _disc_image(shape, diameters, seed):
@@ -259,14 +259,16 @@ class _IndexDetector:
     the network finds them)."""
 
     def __init__(self, circles: np.ndarray, width: int) -> None:
-        self.circles, self.width, self.shapes, self.last_info = circles, width, [], {}
+        self.circles, self.width, self.shapes = circles, width, []
 
     def detect(self, image, refine=False):
         self.shapes.append(image.shape)
         y0, x0 = divmod(int(image[0, 0]), self.width)
         c = self.circles - [x0, y0, 0]
         inside = (c[:, 0] >= 0) & (c[:, 0] < image.shape[1]) & (c[:, 1] >= 0) & (c[:, 1] < image.shape[0])
-        return c[inside], np.ones(int(inside.sum()))
+        from srpsa.inference.detect import Detection
+
+        return Detection(c[inside], np.ones(int(inside.sum())), {"scales": [1.0]})
 
 
 def test_guide_on_large_image_samples_a_window_without_edge_bias():
@@ -334,11 +336,11 @@ class _ScaledDetector(_ThresholdDetector):
     """A detector that reads every particle ``factor`` times too small (the OM detector on bead photos)."""
 
     def __init__(self, factor: float = 1.0) -> None:
-        self.factor, self.last_info = factor, {}
+        self.factor = factor
 
     def detect(self, image, refine=False, diameter_range=None, extend=None):
-        c, s = super().detect(image, refine)
-        return c * [1.0, 1.0, self.factor], s
+        found = super().detect(image, refine)
+        return found._replace(circles=found.circles * [1.0, 1.0, self.factor])
 
 
 # a guide 2.2x too large is kept: the check only re-plans upward (a small SEM-side median is texture)

@@ -9,3 +9,28 @@ centre of pixel (row i, column j) is at (x=j, y=i); pixel (i, j) covers [j-0.5, 
 """
 
 __version__ = "0.1.0"
+
+# The public API, imported on first use (PEP 562) so that `import srpsa` stays cheap (no torch, pandas).
+_API: dict[str, str] = {
+    "analyze": "srpsa.inference.analyzer",
+    "Analyzer": "srpsa.inference.analyzer",
+    "Result": "srpsa.inference.result",
+    "Statistics": "srpsa.inference.result",
+    "AnalyzeSettings": "srpsa.inference.pipeline",
+}
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'srpsa' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
