@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from srpsa.errors import ConfigError, InputError
 from srpsa.io.atomic import atomic_path, atomic_write_text
 from srpsa.models.detector import encode_targets
-from srpsa.training.detector_config import STRIDE, DetectorConfig
+from srpsa.models.detector_config import STRIDE, DetectorConfig
 
 log = logging.getLogger(__name__)
 
