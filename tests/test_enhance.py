@@ -365,3 +365,23 @@ def test_full_pipeline_replans_when_the_sem_side_disagrees_with_the_om_guide(om_
     enh.calls.clear()
     pipe = FullPipeline(enh, _ScaledDetector(), _ScaledDetector(om_factor), guide=GuideConfig(verify=False))
     assert pipe.detect(img, refine=False).info["size_from"] == "om_detector" and len(enh.calls) == 1
+
+
+def test_cli_enhance_picks_the_scale_analyze_picks(tiny_weights, tmp_path, capsys):
+    """`srpsa enhance` runs the full pipeline's own size guide (OM detector + SEM-side check)."""
+    from srpsa.synth import make_pair, preset
+
+    cfg = preset("primary")
+    cfg = replace(cfg, height=96, width=128, fiducials=replace(cfg.fiducials, count=0))
+    src = tmp_path / "om.png"
+    iio.imwrite(src, np.clip(np.rint(make_pair(cfg, 1).om * 255), 0, 255).astype(np.uint8))
+    out = tmp_path / "e.png"
+    assert main(["enhance", str(src), "--out", str(out), "--weights", str(tiny_weights)]) == 0, capsys.readouterr().err
+    meta = json.loads((tmp_path / "e.png.json").read_text())
+    args = ["analyze", str(src), "--out", str(tmp_path / "a"), "--weights", str(tiny_weights), "--bootstrap", "0", "--sr", "model"]
+    assert main(args) == 0, capsys.readouterr().err
+    e = json.loads((tmp_path / "a" / "om" / "summary.json").read_text())["enhance"]
+    assert meta["size_from"] == e["size_from"]
+    assert meta["plan"]["output_scale"] == pytest.approx(e["output_scale"])
+    h, w = iio.imread(out).shape
+    assert abs(h - 96 * e["output_scale"]) <= 1 and abs(w - 128 * e["output_scale"]) <= 1
