@@ -123,3 +123,18 @@ def test_one_defaults_table_for_cli_and_api():
     for option, field in fields.items():
         assert options[option] == AnalyzeSettings.__dataclass_fields__[field].default, option
     assert options["backend"] == AnalyzeSettings.__dataclass_fields__["backend"].default == "auto"
+
+
+def test_loaded_image_takes_the_given_pixel_size_and_settings_do_not_mix(om_png):
+    from srpsa.inference.pipeline import AnalyzeSettings
+    from srpsa.io import read_image
+
+    path, _ = om_png
+    analyzer = srpsa.Analyzer(settings=AnalyzeSettings(pipeline="detect-only", bootstrap=0))
+    result = analyzer.analyze(read_image(path), pixel_size_um=0.5)
+    assert result.summary["pixel_size_um"] == 0.5 and result.summary["pixel_size_source"] == "override"
+    assert result.statistics.unit == "um" and not any("no pixel size" in w for w in result.warnings)
+    assert result.summary["image"] == str(path.resolve())
+    assert analyzer.analyze(np.zeros((64, 64), np.uint8), name="blank").summary["image"] == "blank"
+    with pytest.raises(ParameterError, match="^settings "):
+        srpsa.Analyzer(settings=AnalyzeSettings(pipeline="detect-only"), bootstrap=0)

@@ -151,6 +151,8 @@ class Analyzer:
     def __init__(self, pipeline: str = D.PIPELINE, weights: str | os.PathLike[str] | None = None, backend: str = D.BACKEND,
                  *, settings: AnalyzeSettings | None = None, **options: Any) -> None:
         _check_names(options)
+        if settings is not None and (options or pipeline != D.PIPELINE or weights is not None or backend != D.BACKEND):
+            raise ParameterError("settings", "cannot be combined with other settings (put them in the AnalyzeSettings)")
         if settings is None:
             settings = AnalyzeSettings(pipeline=pipeline, weights=None if weights is None else str(weights), backend=backend, **options)
         self.settings = settings
@@ -195,18 +197,23 @@ class Analyzer:
         t_start = time.perf_counter()
         settings = self._settings_for(pixel_size_um, dict(options))
         timer = timer or StageTimer()
+        label = None
         with timer("load"):
             if isinstance(image, LoadedImage):
                 loaded = image
+                if settings.pixel_size_um is not None and settings.pixel_size_um != loaded.pixel_size_um:
+                    loaded = replace(loaded, pixel_size_um=settings.pixel_size_um, pixel_size_source="override",
+                                     warnings=[w for w in loaded.warnings if "no pixel size" not in w])
             elif isinstance(image, (str, os.PathLike)):
                 loaded = read_image(image, pixel_size_um=settings.pixel_size_um, max_pixels=settings.max_pixels)
             elif isinstance(image, np.ndarray) or hasattr(image, "__array__"):
-                loaded = load_array(np.asarray(image), pixel_size_um=settings.pixel_size_um, name=name or "array")
+                label = name or "array"
+                loaded = load_array(np.asarray(image), pixel_size_um=settings.pixel_size_um, name=label)
             else:
                 raise ParameterError("image", f"must be an array, a path or a LoadedImage, got {type(image).__name__}")
-        return self._run(loaded, settings, timer, t_start)
+        return self._run(loaded, settings, timer, t_start, label)
 
-    def _run(self, loaded, settings: AnalyzeSettings, timer: StageTimer, t_start: float) -> Result:
+    def _run(self, loaded, settings: AnalyzeSettings, timer: StageTimer, t_start: float, label: str | None = None) -> Result:
         from srpsa.psd import count_warnings, select_for_statistics, size_statistics
         from srpsa.psd.particles import particle_table
 
@@ -260,7 +267,7 @@ class Analyzer:
                 warnings.append(f"{n_edge} particles touch the image border and are excluded from statistics (include_edge, --include-edge, keeps them)")
 
         summary = {
-            "image": str(loaded.path.resolve()) if loaded.path.exists() else str(loaded.path),
+            "image": label if label is not None else str(loaded.path.resolve()),
             "height": int(image.shape[0]),
             "width": int(image.shape[1]),
             "pixel_size_um": pixel_size,
