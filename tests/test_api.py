@@ -71,6 +71,7 @@ def test_analyzer_loads_models_once_and_takes_paths_and_float_colour(om_png):
     # uncalibrated array: sizes in px, said in a warning
     bare = analyzer.analyze(pixels)
     assert bare.statistics.unit == "px" and bare.particles["d_um"].isna().all()
+    assert len(bare.diameters) == bare.summary["count_used"]
     assert any("pixel size" in w for w in bare.warnings)
     frame = bare.statistics.to_frame()
     assert set(frame["distribution"]) == {"Q0", "Q3"} and {"mean", "d50", "d90"} <= set(frame["statistic"])

@@ -288,7 +288,7 @@ class Analyzer:
             "warnings": warnings,
         }
         return Result(particles=table, statistics=Statistics(stats["number"], stats["volume"], unit), warnings=warnings,
-                      summary=summary, circles=circles, scores=scores, image=image, rgb=loaded.rgb, _diameters=diam)
+                      summary=summary, circles=circles, scores=scores, image=image, rgb=loaded.rgb, diameters=diam)
 
 
 def _fingerprint(settings: AnalyzeSettings, hashes: dict[str, str]) -> str:

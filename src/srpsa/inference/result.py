@@ -56,7 +56,9 @@ class Result:
     warnings
         One-line notes on anything doubtful (uncalibrated sizes, few particles, calibration not applied ...).
     quality
-        The image's self-check verdict; None while the analysis does not run one (``"unknown"``).
+        The image's self-check verdict; None (status unknown) while the analysis does not run one.
+    diameters
+        Diameters (in ``statistics.unit``) of the particles the statistics use.
     summary
         Everything summary.json records (settings, models and hashes, timings, what was decided).
     """
@@ -70,7 +72,8 @@ class Result:
     image: np.ndarray = field(repr=False)  # the gray input (H, W)
     rgb: np.ndarray | None = field(default=None, repr=False)  # colour input, shown in the overlay
     quality: Any = None
-    _diameters: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # used in statistics
+    # diameters (in ``statistics.unit``) of the particles the statistics use, as drawn in psd.png
+    diameters: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     @property
     def count(self) -> int:
@@ -88,7 +91,7 @@ class Result:
         with atomic_open(out / "particles.csv", "w", newline="") as fh:
             self.particles.to_csv(fh, index=False, float_format="%.4f")
         plot_overlay(self.rgb if self.rgb is not None else self.image, self.circles, out / "overlay.png", edge=edge, scores=self.scores)
-        plot_psd(self._diameters, out / "psd.png", unit=self.statistics.unit, title=title or Path(self.summary["image"]).name)
+        plot_psd(self.diameters, out / "psd.png", unit=self.statistics.unit, title=title or Path(self.summary["image"]).name)
         summary = dict(self.summary)
         seconds = dict(summary.get("seconds", {}))
         seconds["write"] = round(seconds.get("write", 0.0) + time.perf_counter() - t0, 4)
