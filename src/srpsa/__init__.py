@@ -21,12 +21,17 @@ _API: dict[str, str] = {
 __all__ = ["__version__", *_API]
 
 
+_SUBMODULES = ("errors", "io", "psd")  # also reachable as attributes, e.g. srpsa.errors.ParameterError
+
+
 def __getattr__(name: str):
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"srpsa.{name}")
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module 'srpsa' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
