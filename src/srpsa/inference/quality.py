@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from srpsa.io.images import to_gray
+
 STATUSES = ("ok", "doubtful", "failed")
 
 
@@ -126,9 +128,7 @@ def overlap_share(circles: np.ndarray, factor: float) -> float:
 
 
 def _normalised(gray: np.ndarray) -> np.ndarray:
-    img = np.asarray(gray, np.float32)
-    if img.ndim == 3:
-        img = img.mean(axis=2)
+    img = to_gray(np.asarray(gray, np.float32))  # the project's one gray conversion (a no-op on gray)
     lo, hi = np.percentile(img[:: max(1, img.shape[0] // 512), :: max(1, img.shape[1] // 512)], [0.5, 99.5])
     return (img - lo) / max(float(hi - lo), 1e-6)
 

@@ -31,8 +31,9 @@ from torch.utils.data import Dataset
 
 from srpsa.errors import ConfigError, InputError
 from srpsa.io.atomic import atomic_path, atomic_write_text
+from srpsa.io.images import to_gray as io_to_gray
 from srpsa.models.detector import encode_targets
-from srpsa.training.detector_config import STRIDE, DetectorConfig
+from srpsa.models.detector_config import STRIDE, DetectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 #: can be mixed with ``+`` (``styles+train``: even seeds from styles, odd from train).
 STYLES_SOURCE = "styles"
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # same weights as srpsa.io.read_image
 
 
 @dataclass
@@ -53,11 +53,8 @@ class Sample:
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """float32 (H, W) from gray or RGB(A) float data."""
-    arr = np.asarray(image, np.float32)
-    if arr.ndim == 3:
-        arr = arr[..., :3] @ _LUMA
-    return np.ascontiguousarray(arr, np.float32)
+    """float32 (H, W) from gray or RGB(A) float data (:func:`srpsa.io.to_gray`, contiguous)."""
+    return np.ascontiguousarray(io_to_gray(np.asarray(image, np.float32)))
 
 
 # -- sources -----------------------------------------------------------------------------------------
