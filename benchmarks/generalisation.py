@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 from generalisation_sets import (  # noqa: E402
-    Case, ampis_cases, bead_cases, iso_cases, render2_cases, trackpy_cases)
+    Case, ampis_cases, bead_cases, restrict_to_roi, iso_cases, render2_cases, trackpy_cases)
 from render2 import STYLES  # noqa: E402
 
 from srpsa.evaluation import aggregate, evaluate_image  # noqa: E402
@@ -122,6 +122,9 @@ def score_set(records: list[dict]) -> dict:
 
 
 def evaluate(case: Case, circles: np.ndarray, shape: tuple[int, int]) -> dict:
+    if case.roi is not None and case.gt is not None:
+        gt_roi, circles = restrict_to_roi(case.gt, circles, case.roi)
+        case = replace(case, gt=gt_roi)
     interior = circles[~edge_flags(circles, shape)] if len(circles) else circles
     rec: dict = {"gt": None if case.gt is None else True, "nominal_d_px": case.nominal_d_px, "pred_d": 2 * interior[:, 2]}
     if case.gt is not None:
@@ -154,7 +157,7 @@ def build_cases(a: argparse.Namespace) -> list[Case]:
     if "iso" in a.sets:
         cases += iso_cases(a.data, [10, 30, 90] if q else [7, 10, 15, 30, 55, 90], 512 if q else a.iso_crop, a.work)
     if "beads" in a.sets:
-        cases += bead_cases(a.data, 1 if q else 99, 640 if q else None, a.work)
+        cases += bead_cases(a.data, 1 if q else 99)
     return cases
 
 

@@ -1,9 +1,10 @@
 """The test cases of benchmarks/generalisation.py: render2 styles and the real sets, as image files + truth.
 
 Every case is an image file on disk (the pipeline is called on files, as `srpsa analyze` is) with either
-ground-truth circles (x, y, r px) or, for trackpy, only the nominal diameter. ISO frames and, in quick mode,
-bead photos are cropped to a centre window (written under the work folder) to bound the CPU time; the
-truth is cut to the same window and border-cut particles are ignored on both sides as everywhere else.
+ground-truth circles (x, y, r px) or, for trackpy, only the nominal diameter. The 2048 px ISO frames are
+cropped to a centre window (written under the work folder) to bound the CPU time, the truth cut to the same
+window; the bead photos are scored inside their labelled region of interest (labels/polymer_beads/README.md).
+Border-cut particles are ignored on both sides, as everywhere else.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Case:
     modality: str
     gt: np.ndarray | None  # (N, 3) px, or None when only a nominal size is known
     nominal_d_px: float | None = None
+    roi: tuple[float, float, float] | None = None  # (cx, cy, r) px: only particles centred inside count
 
 
 def _crop(src: Path, gt: np.ndarray | None, size: int, out: Path) -> tuple[Path, np.ndarray | None]:
@@ -90,11 +92,29 @@ def iso_cases(data: Path, sizes: list[float], crop: int, work: Path) -> list[Cas
     return out
 
 
-def bead_cases(data: Path, n: int, crop: int | None, work: Path) -> list[Case]:
+def bead_cases(data: Path, n: int) -> list[Case]:
+    """The hand-checked bead photos (benchmarks/labels/polymer_beads): whole photos, scored in their ROI."""
+    rois = {}
+    for line in (LABELS / "roi.csv").read_text().splitlines()[1:]:
+        name, cx, cy, r = line.split(",")
+        rois[name] = (float(cx), float(cy), float(r))
     out = []
     for csv in sorted(LABELS.glob("DSC*.csv"))[:n]:
         gt = np.loadtxt(csv, delimiter=",", skiprows=1, usecols=(0, 1, 2), ndmin=2)
         src = data / "polymer_beads_om" / "monodisperse" / f"{csv.stem}.JPG"
-        path, g = (src, gt) if crop is None else _crop(src, gt, crop, work / "beads")
-        out.append(Case("real", "polymer beads (checked labels)", path, "om", g))
+        out.append(Case("real", "polymer beads (checked labels)", src, "om", gt, roi=rois[csv.stem]))
     return out
+
+
+def restrict_to_roi(gt: np.ndarray, pred: np.ndarray, roi: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Don't-care outside the ROI, like the image border: truth counts if centred inside; a prediction is
+    dropped if it matches truth centred outside, or is unmatched and centred outside (labels extend a band
+    beyond the ROI so that a bead straddling its edge is matched, not counted twice)."""
+    from srpsa.evaluation.matching import match_circles
+
+    cx, cy, r = roi
+    inside = lambda c: np.hypot(c[:, 0] - cx, c[:, 1] - cy) <= r  # noqa: E731
+    m = match_circles(gt, pred)
+    keep = inside(pred)
+    keep[m.pred_idx] = inside(gt[m.gt_idx])
+    return gt[inside(gt)], pred[keep]
