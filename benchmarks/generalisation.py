@@ -60,9 +60,17 @@ def run_srpsa(path: Path, modality: str, **overrides) -> tuple[np.ndarray, dict]
     return table[["x_px", "y_px", "r_px"]].to_numpy(float).reshape(-1, 3), summary
 
 
-def _quality(summary: dict) -> str | None:
+def _quality(summary: dict, path: Path, circles: np.ndarray) -> tuple[str | None, str]:
+    """The self-check's verdict: summary.json's ``quality`` when the pipeline writes one; otherwise
+    srpsa.inference.quality.assess run here on the pipeline's circles (source says which)."""
     q = summary.get("quality")
-    return q.get("status") if isinstance(q, dict) else q
+    if q is not None:
+        return (q.get("status") if isinstance(q, dict) else q), "summary"
+    from srpsa.inference.quality import assess
+    from srpsa.io import read_image
+
+    info = {**(summary.get("enhance") or {}), **(summary.get("detect") or {})}
+    return assess(read_image(path).data, circles, info).status, "assess"
 
 
 def tuned_baselines(budget: float, retune: bool) -> dict:
@@ -90,7 +98,9 @@ def run_method(method: str, case: Case, baselines: dict) -> tuple[np.ndarray, fl
     t0 = time.perf_counter()
     if method in SRPSA_METHODS:
         circles, summary = run_srpsa(case.path, case.modality, **SRPSA_METHODS[method])
-        return circles, time.perf_counter() - t0, _quality(summary), list(summary.get("warnings", []))
+        secs = time.perf_counter() - t0
+        quality, source = _quality(summary, case.path, circles)
+        return circles, secs, quality, list(summary.get("warnings", [])) + [f"quality from {source}"]
     from srpsa.baselines import hough_detect, watershed_detect
     from srpsa.io import read_image
 
