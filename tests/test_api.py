@@ -49,7 +49,9 @@ def test_analyze_on_an_array_gives_the_cli_circles(om_png, tmp_path, capsys):
     np.testing.assert_array_equal(result.particles["edge"].to_numpy(), cli["edge"].to_numpy())
     summary = json.loads((tmp_path / "img" / "summary.json").read_text())
     assert result.statistics.q0["mean"] == pytest.approx(summary["statistics"]["Q0"]["mean"], rel=1e-9)
-    assert result.quality is None and isinstance(result.warnings, list)
+    assert isinstance(result.warnings, list)
+    assert result.quality.status in ("ok", "doubtful", "failed")
+    assert summary["quality"]["status"] == result.quality.status
 
     # save() writes exactly the CLI's per-image files, with the same particles
     out = result.save(tmp_path / "api")

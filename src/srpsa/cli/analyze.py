@@ -15,7 +15,7 @@ FLAGS = {
     "modality": "--modality", "pipeline": "--pipeline", "pixel_size_um": "--pixel-size", "weights": "--weights",
     "diameter_range": "--diameter-range", "diameter_unit": "--diameter-unit", "include_edge": "--include-edge",
     "refine": "--no-refine", "bootstrap": "--bootstrap", "seed": "--seed", "enhance_flow": "--flow",
-    "backend": "--backend", "enhance_sr": "--sr", "max_pixels": "--max-pixels",
+    "backend": "--backend", "enhance_sr": "--sr", "max_pixels": "--max-pixels", "prune_weak": "--keep-weak",
 }
 
 
@@ -42,6 +42,7 @@ def command(
     diameter_unit: str = typer.Option(D.DIAMETER_UNIT, "--diameter-unit", help="Unit of --diameter-range: px or um."),
     include_edge: bool = typer.Option(D.INCLUDE_EDGE, "--include-edge", help="Keep particles cut by the image border in the statistics (ISO 13322-1 excludes them)."),
     no_refine: bool = typer.Option(False, "--no-refine", help="Skip the sub-pixel edge refinement of radii."),
+    keep_weak: bool = typer.Option(not D.PRUNE_WEAK, "--keep-weak", help="Keep circles without radial structure even when the self-check finds many (it drops them by default then, and marks the result doubtful)."),
     bootstrap: int = typer.Option(D.BOOTSTRAP, "--bootstrap", min=0, help="Bootstrap resamples for 95 % confidence intervals (0: none)."),
     force: bool = typer.Option(False, "--force", help="Re-analyse images whose results already exist."),
     workers: int = typer.Option(0, "--workers", min=0, help="Local worker processes (0: one per CPU core, at most one per image)."),
@@ -70,6 +71,7 @@ def command(
             diameter_unit=diameter_unit,
             include_edge=include_edge,
             refine=not no_refine,
+            prune_weak=not keep_weak,
             bootstrap=bootstrap,
             seed=seed,
             enhance_flow=flow,

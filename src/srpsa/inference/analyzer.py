@@ -248,6 +248,16 @@ class Analyzer:
                     circles, scores = det.circles, det.scores
                     detect_info = {"size_from": "diameter_range", "scales": list(det.info.get("scales", []))}
 
+        with timer("quality"):
+            from srpsa.inference.quality import assess, prune_weak
+
+            quality = assess(image, circles, {**(detect_info or {}), **(enhance_info or {})})
+            if settings.prune_weak:
+                keep, quality = prune_weak(image, circles, quality)
+                circles, scores = circles[keep], scores[keep]
+            if quality.status != "ok":
+                warnings.append(f"quality {quality.status}: " + "; ".join(quality.reasons))
+
         with timer("statistics"):
             table = particle_table(circles, scores, image.shape, pixel_size)
             used = select_for_statistics(table["edge"].to_numpy().astype(bool), include_edge=settings.include_edge)
@@ -285,9 +295,10 @@ class Analyzer:
             "enhance": enhance_info,
             "detect": detect_info,
             "seconds": {**{k: round(v, 4) for k, v in timer.seconds.items()}, "total": round(time.perf_counter() - t_start, 4)},
+            "quality": quality.to_dict(),
             "warnings": warnings,
         }
-        return Result(particles=table, statistics=Statistics(stats["number"], stats["volume"], unit), warnings=warnings,
+        return Result(particles=table, statistics=Statistics(stats["number"], stats["volume"], unit), warnings=warnings, quality=quality,
                       summary=summary, circles=circles, scores=scores, image=image, rgb=loaded.rgb, diameters=diam)
 
 

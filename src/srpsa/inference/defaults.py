@@ -18,6 +18,9 @@ INCLUDE_EDGE = False  # ISO 13322-1: border-cut particles are excluded from stat
 REFINE = True  # sub-pixel radial edge refinement after the network
 BOOTSTRAP = 1000  # resamples for the 95 % confidence intervals (0: none)
 SEED = 0
+# self-check (inference/quality.py): when a quarter or more of the circles show no radial structure, drop
+# those (detections on texture); off keeps every circle the detector gave
+PRUNE_WEAK = True
 # largest declared image size decoded (= srpsa.io.guard.DEFAULT_MAX_PIXELS, Pillow's limit; not imported
 # here to keep this module free of imports; tests/test_api.py checks they agree)
 MAX_PIXELS = 178_956_970

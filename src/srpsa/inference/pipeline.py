@@ -36,6 +36,7 @@ class AnalyzeSettings:
     refine: bool = D.REFINE  # sub-pixel radial edge refinement after the network
     bootstrap: int = D.BOOTSTRAP  # resamples for the 95 % confidence intervals (0: none)
     seed: int = D.SEED
+    prune_weak: bool = D.PRUNE_WEAK  # self-check drops structureless circles when they are many (quality.py)
     enhance_flow: str = D.ENHANCE_FLOW  # full pipeline: "adaptive" (scale follows the particles) or "paper"
     backend: str = D.BACKEND  # detector engine: "auto", "torch" or "onnx"; recorded resolved
     enhance_sr: str = D.ENHANCE_SR  # full pipeline: "none" (detector reads the translation) or "model" (ESRGAN)

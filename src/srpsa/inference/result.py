@@ -56,7 +56,8 @@ class Result:
     warnings
         One-line notes on anything doubtful (uncalibrated sizes, few particles, calibration not applied ...).
     quality
-        The image's self-check verdict; None (status unknown) while the analysis does not run one.
+        The self-check's verdict (:class:`srpsa.inference.quality.Quality`: ``status`` ok / doubtful /
+        failed, ``reasons``, ``metrics``); also in ``summary["quality"]``.
     diameters
         Diameters (in ``statistics.unit``) of the particles the statistics use.
     summary
