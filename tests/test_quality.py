@@ -77,3 +77,28 @@ def test_cost_is_bounded_by_the_sample():
     many = np.repeat(c, 100, axis=0)
     q = assess(img, many, cfg=QualityConfig(max_circles=500))
     assert q.metrics["checked"] == 500
+
+
+@pytest.mark.parametrize("max_circles", [3000, 50])  # sample = every circle / a sample (F recomputed for all)
+def test_self_check_drops_structureless_circles_when_many(max_circles):
+    from srpsa.inference.quality import self_check
+
+    img, c = _disks()
+    rng = np.random.default_rng(3)
+    bogus = np.column_stack([rng.uniform(20, 380, 60), rng.uniform(20, 380, 60), np.full(60, 3.0)])
+    bogus = bogus[np.min(np.hypot(*(bogus[:, None, :2] - c[None, :, :2]).transpose(2, 0, 1)), axis=1) > 16]
+    both = np.vstack([c, bogus])
+    keep, q = self_check(img, both, cfg=QualityConfig(max_circles=max_circles))
+    assert q.status == "doubtful" and q.metrics["removed"] == int((~keep).sum()) > 0.8 * len(bogus)
+    assert keep[: len(c)].mean() > 0.95
+    assert any("were removed" in r for r in q.reasons)
+    kept_all, q_off = self_check(img, both, prune=False)
+    assert kept_all.all() and "removed" not in q_off.metrics
+
+
+def test_self_check_removes_nothing_from_a_trusted_result():
+    from srpsa.inference.quality import self_check
+
+    img, c = _disks()
+    keep, q = self_check(img, c)
+    assert keep.all() and q.status == "ok"

@@ -249,12 +249,10 @@ class Analyzer:
                     detect_info = {"size_from": "diameter_range", "scales": list(det.info.get("scales", []))}
 
         with timer("quality"):
-            from srpsa.inference.quality import assess, prune_weak
+            from srpsa.inference.quality import self_check
 
-            quality = assess(image, circles, {**(detect_info or {}), **(enhance_info or {})})
-            if settings.prune_weak:
-                keep, quality = prune_weak(image, circles, quality)
-                circles, scores = circles[keep], scores[keep]
+            keep, quality = self_check(image, circles, {**(detect_info or {}), **(enhance_info or {})}, prune=settings.prune_weak)
+            circles, scores = circles[keep], scores[keep]
             if quality.status != "ok":
                 warnings.append(f"quality {quality.status}: " + "; ".join(quality.reasons))
 

@@ -92,38 +92,12 @@ def ring_profiles(gray: np.ndarray, circles: np.ndarray, cfg: QualityConfig) -> 
     return out, rho
 
 
-def radial_f_all(gray: np.ndarray, circles: np.ndarray, cfg: QualityConfig | None = None, chunk: int = 4000) -> np.ndarray:
-    """Radial F of every circle (memory bounded by ``chunk`` circles at a time)."""
-    cfg = cfg or QualityConfig()
-    img = _normalised(gray)
+def _radial_f_all(img: np.ndarray, circles: np.ndarray, cfg: QualityConfig, chunk: int = 4000) -> np.ndarray:
+    """Radial F of every circle on a normalised image (memory bounded by ``chunk`` circles at a time)."""
     out = np.empty(len(circles), np.float64)
     for i in range(0, len(circles), chunk):
         out[i:i + chunk] = radial_f(ring_profiles(img, circles[i:i + chunk], cfg)[0])
     return out
-
-
-def prune_weak(gray: np.ndarray, circles: np.ndarray, quality: Quality, cfg: QualityConfig | None = None) -> tuple[np.ndarray, Quality]:
-    """Drop circles without radial structure when they are a large share (``weak_doubtful``) of all.
-
-    Returns the mask of circles to keep and the updated verdict. On a result the check trusts, weak
-    circles are rare (median 1 % on the training styles) and nothing is removed: a lone faint particle
-    stays. When a quarter or more are weak, the detector is answering texture (measured on held-out ISO
-    disks of 15 px: 66 % weak, F1 0.51; without the weak ones 0.98), and those circles go. The verdict
-    stays at least ``doubtful``: a pruned result was a wrong one repaired, which a user should look at.
-    """
-    cfg = cfg or QualityConfig()
-    keep = np.ones(len(circles), bool)
-    weak_share = quality.metrics.get("weak_share")
-    if not isinstance(weak_share, float) or weak_share < cfg.weak_doubtful or len(circles) == 0:
-        return keep, quality
-    keep = radial_f_all(gray, circles, cfg) >= cfg.min_radial_f
-    if keep.all() or not keep.any():
-        return np.ones(len(circles), bool), quality
-    after = assess(gray, circles[keep], None, cfg)
-    status = "failed" if after.status == "failed" else "doubtful"
-    reasons = [*quality.reasons, f"{int((~keep).sum())} of {len(circles)} circles without radial structure were removed"]
-    metrics = {**quality.metrics, "removed": int((~keep).sum()), "weak_share_after": after.metrics.get("weak_share")}
-    return keep, Quality(status, reasons, metrics)
 
 
 def radial_f(profiles: np.ndarray) -> np.ndarray:
@@ -172,17 +146,49 @@ def assess(gray: np.ndarray, circles: np.ndarray, info: dict | None = None, cfg:
 
     ``info`` is what the detection recorded (``scales_from`` of the detector's size search).
     """
-    cfg = cfg or QualityConfig()
-    info = info or {}
     circles = np.asarray(circles, np.float64).reshape(-1, 3)
+    return _assess(_normalised(gray), circles, info or {}, cfg or QualityConfig())[0]
+
+
+def self_check(gray: np.ndarray, circles: np.ndarray, info: dict | None = None, prune: bool = True,
+               cfg: QualityConfig | None = None) -> tuple[np.ndarray, Quality]:
+    """:func:`assess`, then (``prune``) drop circles without radial structure when they are many.
+
+    Returns the mask of circles to keep and the verdict. On a result the check trusts, weak circles are
+    rare (median 1 % on the training styles) and nothing is removed: a lone faint particle stays. When
+    ``weak_doubtful`` or more of them are weak, the detector is answering texture (measured on held-out
+    ISO disks of 15 px: 66 % weak, F1 0.51; without the weak ones 0.98), and those circles go. The verdict
+    is then ``doubtful``: a pruned result was a wrong one repaired, which a user should look at (the
+    kept circles all have radial structure, so it cannot be ``failed`` for that reason any more).
+    """
+    cfg = cfg or QualityConfig()
+    circles = np.asarray(circles, np.float64).reshape(-1, 3)
+    img = _normalised(gray)  # once: a full-size float copy of the image
+    quality, f_sample = _assess(img, circles, info or {}, cfg)
+    keep = np.ones(len(circles), bool)
+    weak_share = quality.metrics.get("weak_share")
+    if not prune or not isinstance(weak_share, float) or weak_share < cfg.weak_doubtful:
+        return keep, quality
+    # the sample is every circle, in order, unless there are more than max_circles
+    f = f_sample if len(f_sample) == len(circles) else _radial_f_all(img, circles, cfg)
+    keep = f >= cfg.min_radial_f
+    if keep.all() or not keep.any():
+        return np.ones(len(circles), bool), quality
+    removed = int((~keep).sum())
+    reasons = [*quality.reasons, f"{removed} of {len(circles)} circles without radial structure were removed"]
+    return keep, Quality("doubtful", reasons, {**quality.metrics, "removed": removed})
+
+
+def _assess(img: np.ndarray, circles: np.ndarray, info: dict, cfg: QualityConfig) -> tuple[Quality, np.ndarray]:
+    """The verdict on a normalised image, and the radial F of the circles it sampled."""
     metrics: dict[str, float | int | None] = {"checked": 0}
     reasons: list[str] = []
     if len(circles) == 0:
-        return Quality("failed", ["no particles detected"], metrics)
+        return Quality("failed", ["no particles detected"], metrics), np.zeros(0)
 
     rng = np.random.default_rng(cfg.seed)
     sample = circles if len(circles) <= cfg.max_circles else circles[rng.choice(len(circles), cfg.max_circles, replace=False)]
-    profiles, rho = ring_profiles(_normalised(gray), sample, cfg)
+    profiles, rho = ring_profiles(img, sample, cfg)
     f = radial_f(profiles)
     weak = float(np.mean(f < cfg.min_radial_f))
     ratio = float(np.median(edge_ratio(profiles[f >= cfg.min_radial_f], rho))) if np.any(f >= cfg.min_radial_f) else None
@@ -223,4 +229,4 @@ def assess(gray: np.ndarray, circles: np.ndarray, info: dict | None = None, cfg:
     if info.get("scales_from") == "config":
         reasons.append("particle size estimate not confident: the detector searched its configured scales")
     status = "failed" if failed else ("doubtful" if reasons else "ok")
-    return Quality(status, reasons, metrics)
+    return Quality(status, reasons, metrics), f
