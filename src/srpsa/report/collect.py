@@ -41,8 +41,7 @@ class ImageResult:
 
     @property
     def pixel_size_um(self) -> float | None:
-        value = self.summary.get("pixel_size_um")
-        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+        return summary_pixel_size(self.summary)
 
     @property
     def calibrated(self) -> bool:
@@ -110,6 +109,12 @@ class AnalysisFolder:
     images: list[ImageResult]
     failed: list[FailedInput]
     pooled: Pooled | None
+
+
+def summary_pixel_size(summary: dict) -> float | None:
+    """The pixel size (um/px) a summary.json records, or None when it is missing, zero or not a number."""
+    value = summary.get("pixel_size_um")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def as_count(value: object) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from srpsa.errors import InputError
-from srpsa.report.collect import find_image_folders
+from srpsa.report.collect import find_image_folders, summary_pixel_size
 
 SOURCES = ("auto", "added", "edited")
 REVIEW_FILE = "review.json"
@@ -48,8 +48,7 @@ class ImageEntry:
 
     @property
     def pixel_size_um(self) -> float | None:
-        value = self.summary.get("pixel_size_um")
-        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+        return summary_pixel_size(self.summary)
 
     @property
     def reviewed(self) -> bool:
