@@ -34,6 +34,7 @@ def command(
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler ADDRESS, or 'local' to start a LocalCluster."),
     seed: int = typer.Option(0, "--seed", help="Seed for the bootstrap."),
     max_pixels: int = typer.Option(178_956_970, "--max-pixels", min=1, help="Refuse images that declare more pixels than this, before decoding (default: Pillow's limit, ~13400^2)."),
+    max_memory: float = typer.Option(4.0, "--max-memory", help="Refuse, before decoding, an image whose estimated peak memory exceeds this many GB (it goes to errors.csv; the others run)."),
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html, a self-contained report of the run (same as `srpsa report OUT`)."),
 ) -> None:
     """Detect particles, size them and write particles.csv, summary.json, overlay.png, psd.png per image.
@@ -61,6 +62,7 @@ def command(
         enhance_sr=sr,
         backend=backend,
         max_pixels=max_pixels,
+        max_memory_gb=max_memory,
     )
     images = iter_image_files(list(inputs))
     if not images:

@@ -47,6 +47,8 @@ class AnalyzeSettings:
     # largest declared image size decoded (= srpsa.io.guard.DEFAULT_MAX_PIXELS, not imported here to keep
     # this module light); does not change results, so resume ignores it
     max_pixels: int = 178_956_970
+    # pre-flight memory limit (inference/budget.py); does not change results, so resume ignores it
+    max_memory_gb: float = 4.0
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -77,6 +79,9 @@ class AnalyzeSettings:
                 from srpsa.inference.limits import check_diameter_range_px
 
                 check_diameter_range_px(lo, hi)
+        from srpsa.inference.budget import check_max_memory
+
+        check_max_memory(self.max_memory_gb)
         if not (isinstance(self.max_pixels, int) and self.max_pixels > 0):
             raise InputError(f"--max-pixels must be a positive number of pixels, got {self.max_pixels}")
 
@@ -185,6 +190,9 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     timer = StageTimer()
     warnings: list[str] = []
 
+    from srpsa.inference.budget import preflight_image
+
+    cost = preflight_image(image_path, settings.max_memory_gb)  # refuses, before decoding, what cannot fit
     with timer("load"):
         loaded = read_image(image_path, pixel_size_um=settings.pixel_size_um, max_pixels=settings.max_pixels)
         pixel_size, source = loaded.pixel_size_um, loaded.pixel_size_source
@@ -213,7 +221,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
             warnings.append(note)
         res = pipe.detect(image, diameter_range=diameter_range, refine=settings.refine, timer=timer)
         circles, scores = res.circles, res.scores
-        enhance_info = {**res.info.pop("enhance"), **res.info}
+        enhance_info = {**(res.info.pop("enhance") or {}), **res.info}
     else:
         from srpsa.inference.guide import guided_detect
 
@@ -270,6 +278,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         "software": {"srpsa": __version__},
         "enhance": enhance_info,
         "detect": detect_info,
+        "cost_estimate": cost.to_dict() if cost is not None else None,
         "seconds": {**{k: round(v, 4) for k, v in timer.seconds.items()}, "total": round(time.perf_counter() - t_start, 4)},
         "warnings": warnings,
     }
