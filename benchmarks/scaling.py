@@ -97,20 +97,31 @@ def accuracy(gt: np.ndarray, pred: np.ndarray, shape) -> dict[str, float]:
     return {"f1": float(e.f1), "mean_err": mean_err}
 
 
-def run_cell(mpx: int, d: float, work: Path, seed: int) -> dict:
+ISO = ROOT.parent.parent / "shared" / "data" / "real" / "iso_tr19672"
+
+
+def run_cell(mpx: int, d: float, work: Path, seed: int, iso: Path | None = None) -> dict:
+    """One cell; ``iso`` (a folder): the ISO TR 19672 frame of ``d`` px instead of a rendered image."""
     from srpsa.baselines.hough import HoughParams, hough_detect
 
-    shape = SHAPES[mpx]
-    img, gt = render_disks(shape, d, seed)
-    src = work / f"disks_{mpx}mpx_{d:g}px.png"
-    cv2.imwrite(str(src), img)
+    if iso is not None:
+        src = iso / f"monodisperse_n100_{d:g}px.png"
+        img = cv2.imread(str(src), cv2.IMREAD_GRAYSCALE)
+        gt = np.loadtxt(src.with_suffix(".csv"), delimiter=",", skiprows=1, usecols=(0, 1, 2)).reshape(-1, 3)
+        shape = img.shape
+    else:
+        shape = SHAPES[mpx]
+        img, gt = render_disks(shape, d, seed)
+        src = work / f"disks_{mpx}mpx_{d:g}px.png"
+        cv2.imwrite(str(src), img)
     out = work / f"out_{mpx}_{d:g}"
     stats = work / f"stats_{mpx}_{d:g}.json"
     load = os.getloadavg()[0]
     cmd = [sys.executable, "-c", CHILD, str(stats), "analyze", str(src), "--out", str(out), "--bootstrap", "0",
            "--workers", "1", "--force"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    row: dict = {"mpx": shape[0] * shape[1] / 1e6, "shape": list(shape), "d_px": d, "n_gt": len(gt), "load_before": load}
+    row: dict = {"set": "ISO TR 19672" if iso is not None else "disks", "mpx": shape[0] * shape[1] / 1e6, "shape": list(shape),
+                 "d_px": d, "n_gt": len(gt), "load_before": load}
     if not stats.is_file():
         row.update(srpsa_error=(proc.stderr.strip().splitlines() or ["no output"])[-1])
         return row
@@ -151,17 +162,17 @@ def markdown(rows: list[dict], command: str, wall: float) -> str:
         "Hough: `cv2.HoughCircles` with the true radius +-30 %, same image, same run. F1 / mean = F1 and "
         "mean-diameter error. Plot: `benchmarks/img/scaling.png`.",
         "",
-        "| Mpx | d px | route | wall s | CPU s | CPU s/Mpx | peak RSS GB | est. GB | F1 / mean | Hough s | Hough F1 / mean | load |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---|---:|",
+        "| set | Mpx | d px | route | wall s | CPU s | CPU s/Mpx | peak RSS GB | est. GB | F1 / mean | Hough s | Hough F1 / mean | load |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---|---:|",
     ]
     for r in rows:
         if "wall_s" not in r:
-            lines.append(f"| {r['mpx']:.1f} | {r['d_px']:g} | failed: {r.get('srpsa_error', '')} | | | | | | | | | |")
+            lines.append(f"| {r['set']} | {r['mpx']:.1f} | {r['d_px']:g} | failed: {r.get('srpsa_error', '')} | | | | | | | | | |")
             continue
         acc = f"{r.get('srpsa_f1', float('nan')):.3f} / {100 * r.get('srpsa_mean_err', float('nan')):+.1f} %"
         hacc = f"{r['hough_f1']:.3f} / {100 * r['hough_mean_err']:+.1f} %"
         est = (r.get("estimate") or {}).get("peak_memory_gb", float("nan"))
-        lines.append(f"| {r['mpx']:.1f} | {r['d_px']:g} | {r.get('route', '?')} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['cpu_s'] / r['mpx']:.2f} | "
+        lines.append(f"| {r['set']} | {r['mpx']:.1f} | {r['d_px']:g} | {r.get('route', '?')} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['cpu_s'] / r['mpx']:.2f} | "
                      f"{r['peak_rss_gb']:.2f} | {est:.2f} | {acc} | {r['hough_s']:.2f} | {hacc} | {r['load_before']:.1f} |")
     return "\n".join(lines)
 
@@ -174,7 +185,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for d in sorted({r["d_px"] for r in rows}):
-        rs = sorted((r for r in rows if r["d_px"] == d and "wall_s" in r), key=lambda r: r["mpx"])
+        rs = sorted((r for r in rows if r["d_px"] == d and "wall_s" in r and r["set"] == "disks"), key=lambda r: r["mpx"])
         if not rs:
             continue
         mp = [r["mpx"] for r in rs]
@@ -197,17 +208,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", nargs="*", default=None, help="MPX:D pairs (default: the 20-min subset)")
     ap.add_argument("--seed", type=int, default=1600)
+    ap.add_argument("--iso", type=float, nargs="*", default=[], help="also the ISO TR 19672 frames of these sizes (px)")
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     cells = DEFAULT_CELLS if a.cells is None else [(int(c.split(":")[0]), float(c.split(":")[1])) for c in a.cells]
+    cells = cells + [(0, d) for d in a.iso]
     t0 = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix="srpsa-scaling-") as tmp:
         for k, (mpx, d) in enumerate(cells):
-            row = run_cell(mpx, d, Path(tmp), a.seed + k)
+            row = run_cell(mpx, d, Path(tmp), a.seed + k, ISO if mpx == 0 else None)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "stages_s"}), flush=True)
-    command = "python benchmarks/scaling.py" + ("" if a.cells is None else " --cells " + " ".join(a.cells))
+    command = ("python benchmarks/scaling.py" + ("" if a.cells is None else " --cells " + " ".join(a.cells))
+               + (" --iso " + " ".join(f"{d:g}" for d in a.iso) if a.iso else ""))
     md = markdown(rows, command, time.perf_counter() - t0)
     print(md)
     if a.write:

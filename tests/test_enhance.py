@@ -326,6 +326,12 @@ class _ResizeEnhancer:
     def __init__(self) -> None:
         self.calls: list[float] = []
 
+    def plan(self, om, diameter_px=None):
+        from srpsa.inference.enhance import EnhancePlan
+
+        s = 48.0 / diameter_px
+        return EnhancePlan(diameter_px, s, s, s)
+
     def enhance(self, om, diameter_px=None, timer=None):
         from srpsa.inference.enhance import EnhancePlan, EnhanceResult
 
@@ -337,6 +343,14 @@ class _ResizeEnhancer:
 
 class _ScaledDetector(_ThresholdDetector):
     """A detector that reads every particle ``factor`` times too small (the OM detector on bead photos)."""
+
+    nms_thresh = 0.6
+
+    @property
+    def cfg(self):
+        from srpsa.training.detector_config import DetectorConfig
+
+        return DetectorConfig()
 
     def __init__(self, factor: float = 1.0) -> None:
         self.factor, self.last_info = factor, {}
@@ -368,3 +382,30 @@ def test_full_pipeline_replans_when_the_sem_side_disagrees_with_the_om_guide(om_
     enh.calls.clear()
     pipe = FullPipeline(enh, _ScaledDetector(), _ScaledDetector(om_factor), guide=GuideConfig(verify=False))
     assert pipe.detect(img, refine=False).info["size_from"] == "om_detector" and len(enh.calls) == 1
+
+
+def test_full_pipeline_runs_block_by_block_when_the_enhanced_image_is_large(monkeypatch):
+    """Above BLOCK_PIXELS of enhanced pixels the chain runs block by block and finds the same particles."""
+    from srpsa.inference import blocks
+    from srpsa.inference.full import FullPipeline
+
+    img, placed = _disc_image((600, 600), [40.0] * 40, seed=4)
+    single = FullPipeline(_ResizeEnhancer(), _ScaledDetector(), _ScaledDetector()).detect(img, refine=False)
+    monkeypatch.setattr(blocks, "BLOCK_PIXELS", 200_000)
+    enh = _ResizeEnhancer()
+    res = FullPipeline(enh, _ScaledDetector(), _ScaledDetector()).detect(img, refine=False)
+    assert res.info["blocks"] > 1 and "blocks" not in single.info
+    assert len(res.circles) == len(single.circles) == len(placed)
+    key = lambda c: np.round(c[np.lexsort((c[:, 1], c[:, 0]))], 1)  # noqa: E731
+    np.testing.assert_allclose(key(res.circles), key(single.circles), atol=0.6)
+
+
+def test_full_pipeline_measures_small_particles_natively():
+    """A guide below native_below_px: the OM detector's own detections, no GAN call (bounded cost)."""
+    from srpsa.inference.full import FullPipeline
+
+    img, placed = _disc_image((300, 300), [12.0] * 40, seed=5)
+    enh = _ResizeEnhancer()
+    res = FullPipeline(enh, _ScaledDetector(), _ScaledDetector()).detect(img, refine=False)
+    assert res.info["route"] == "native" and enh.calls == [] and res.info["enhance"] is None
+    assert len(res.circles) == len(placed)

@@ -4,9 +4,9 @@ A detector's pyramid level at scale ``s`` and the enhance chain's upscaled image
 image (``s^2`` times its pixels); on a 2048x2048 frame of 7 px disks the upscaled SEM-like image alone
 took gigabytes (issue 16). :func:`detect_in_blocks` runs any ``detect(sub_image) -> (circles, scores)``
 on overlapping blocks of the input image and keeps each circle in the one block whose *core* holds its
-centre. The overlap (``margin``) is at least a particle diameter plus the detector's context, so every
-particle whose centre lies in a core is wholly inside its block and is seen exactly as in a single pass;
-a particle seen by two blocks near a seam is answered once by the circle NMS at the end.
+centre (widened by a quarter radius). The overlap (``margin``) is at least a particle diameter plus the
+detector's context, so every particle whose centre lies in a core is wholly inside its block and is seen
+as in a single pass; a particle kept by two blocks near a seam is answered once by the circle NMS.
 
 Written here, not taken from a library: the blocks must carry circle detections with their own seam
 rule; Dask's ``map_overlap`` returns arrays, not variable-length detection lists.
@@ -48,11 +48,13 @@ def detect_in_blocks(
             c = np.asarray(c, np.float64).reshape(-1, 3).copy()
             c[:, 0] += xa
             c[:, 1] += ya
-            # pixel centres at integers: the core [a, b) owns centres in [a - 0.5, b - 0.5); the outer
-            # blocks also own whatever lies beyond the image's border
+            # pixel centres at integers: the core [a, b) owns centres in [a - 0.5, b - 0.5), widened by a
+            # quarter radius (two blocks may place a seam particle's centre on either side of the seam;
+            # the NMS below keeps one of the two); the outer blocks also own what lies beyond the border
+            tol = 0.25 * c[:, 2]
             lx, hx = (-np.inf if x0 == 0 else x0 - 0.5), (np.inf if x1 == w else x1 - 0.5)
             ly, hy = (-np.inf if y0 == 0 else y0 - 0.5), (np.inf if y1 == h else y1 - 0.5)
-            own = (c[:, 0] >= lx) & (c[:, 0] < hx) & (c[:, 1] >= ly) & (c[:, 1] < hy)
+            own = (c[:, 0] >= lx - tol) & (c[:, 0] < hx + tol) & (c[:, 1] >= ly - tol) & (c[:, 1] < hy + tol)
             circles.append(c[own])
             scores.append(np.asarray(s, np.float64).reshape(-1)[own])
     c, s = np.concatenate(circles), np.concatenate(scores)

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from srpsa.errors import InputError
+from srpsa.inference import blocks as B
 from srpsa.inference.blocks import block_layout, bounded_detect, detect_in_blocks
 from srpsa.inference.detect import Detector, as_gray
 from srpsa.inference.enhance import Enhancer, output_scales, to_input_coordinates
@@ -218,7 +219,7 @@ class FullPipeline:
         s_out = self.enhancer.plan(om, d_hint).output_scale if d_hint is not None else None
         if s_out is not None and not (return_image or return_uncalibrated) and cfg.flow == "adaptive":
             d_max = d_range[1] if d_range is not None else 3.0 * d_hint
-            layout = block_layout(om.shape, s_out, d_max, context_px=64.0 / s_out)
+            layout = block_layout(om.shape, s_out, d_max, context_px=64.0 / s_out, max_pixels=B.BLOCK_PIXELS)
             if layout is not None:
                 return self._detect_blocks(om, plan, layout, refine, ctx, timer)
         result, sem_range, info = self.enhance_for(om, diameter_range, timer, plan=plan)
@@ -256,7 +257,7 @@ class FullPipeline:
         # The guide's range is a starting point (the pyramid may extend); a user's range is taken as given.
         extend = info["size_from"] != "diameter_range"
         with ctx("detect"):
-            circles, scores, n_blocks = bounded_detect(det, om, d_range, refine=refine, extend=extend)
+            circles, scores, n_blocks = bounded_detect(det, om, d_range, refine=refine, extend=extend, max_pixels=B.BLOCK_PIXELS)
         d_typ = info.get("guide_median_diameter_px") or math.sqrt(d_range[0] * d_range[1])
         info["route"] = "native"
         info["route_reason"] = (f"typical diameter {d_typ:.3g} px < {self.enhancer.cfg.native_below_px:g} px: "
@@ -279,7 +280,8 @@ class FullPipeline:
                 check = self._sem_side_guide(window, self.enhancer.enhance(window, diameter_px=d_hint).image)
             d_hint, d_range, _ = self._verified(info, d_hint, d_range, check)
             d_max = d_range[1] if d_range is not None else 3.0 * d_hint
-            layout = block_layout(om.shape, self.enhancer.plan(om, d_hint).output_scale, d_max, context_px=64.0 / s_out) or layout
+            layout = block_layout(om.shape, self.enhancer.plan(om, d_hint).output_scale, d_max, context_px=64.0 / s_out,
+                                  max_pixels=B.BLOCK_PIXELS) or layout
         plans = []
 
         def run(block: np.ndarray):
