@@ -212,7 +212,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     cells = DEFAULT_CELLS if a.cells is None else [(int(c.split(":")[0]), float(c.split(":")[1])) for c in a.cells]
-    cells = cells + [(0, d) for d in a.iso]
+    cells = [(0, d) for d in a.iso] + cells
     t0 = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix="srpsa-scaling-") as tmp:

@@ -97,7 +97,10 @@ def size_guide(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = 
 
     h, w = om.shape[:2]
     budget = _window_budget(om_detector, om, cfg)
-    if budget and h * w > budget:
+    # a window shrunk for its network cost that holds too few particles (sparse small ones) is read
+    # again at the full max_pixels before the image is shrunk (which would lose small particles)
+    tries = [b for b in dict.fromkeys((budget, cfg.max_pixels)) if b and h * w > b]
+    for budget in tries:
         ys, xs = _window(h, w, budget)
         wh, ww = ys.stop - ys.start, xs.stop - xs.start
         c = detect(om[ys, xs])
@@ -106,7 +109,8 @@ def size_guide(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = 
         d = 2.0 * r[inside]
         if len(d) >= cfg.min_guide_particles:
             return _guide_range(d, 1.0 / np.maximum((ww - d) * (wh - d), 1.0), cfg)
-        f = math.sqrt(budget / (h * w))
+    if tries and cfg.max_pixels and h * w > cfg.max_pixels:
+        f = math.sqrt(cfg.max_pixels / (h * w))
         circles = detect(cv2.resize(om, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)) / f
     else:
         circles = detect(om)
