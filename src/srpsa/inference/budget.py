@@ -68,7 +68,7 @@ def check_max_memory(max_memory_gb: float) -> None:
         raise InputError(f"--max-memory must be a positive number of GB, got {max_memory_gb}")
 
 
-def preflight_image(path: str | Path, max_memory_gb: float = DEFAULT_MAX_MEMORY_GB) -> CostEstimate | None:
+def preflight_image(path: str | Path, max_memory_gb: float = DEFAULT_MAX_MEMORY_GB, max_pixels: int | None = None) -> CostEstimate | None:
     """The estimate for the image file ``path`` from its header; raises :class:`InputError` (one line,
     naming the limit and the option) when it exceeds ``max_memory_gb``. None when the header cannot be
     read (the decoder then reports the file precisely)."""
@@ -80,6 +80,8 @@ def preflight_image(path: str | Path, max_memory_gb: float = DEFAULT_MAX_MEMORY_
         n = declared_pixels(p, p.suffix.lower() in TIFF_SUFFIXES)
     except Exception:  # noqa: BLE001 - broken headers are reported by the real decoder next
         return None
+    if max_pixels is not None and n > max_pixels:
+        return None  # the --max-pixels guard of the decoder refuses it with its own message
     est = estimate_cost(n)
     if est.peak_gb > max_memory_gb:
         side = int(math.sqrt(n))

@@ -192,7 +192,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
 
     from srpsa.inference.budget import preflight_image
 
-    cost = preflight_image(image_path, settings.max_memory_gb)  # refuses, before decoding, what cannot fit
+    cost = preflight_image(image_path, settings.max_memory_gb, settings.max_pixels)  # refuses, before decoding, what cannot fit
     with timer("load"):
         loaded = read_image(image_path, pixel_size_um=settings.pixel_size_um, max_pixels=settings.max_pixels)
         pixel_size, source = loaded.pixel_size_um, loaded.pixel_size_source
