@@ -114,3 +114,30 @@ def test_batch_with_one_image_that_cannot_fit(tmp_path, capsys, monkeypatch):
     assert "--max-memory" in errors.loc[0, "error"] and "GB" in errors.loc[0, "error"]
     assert list(pd.read_csv(out / "summary.csv")["image"]) == ["a", "c", "POOLED"]
     assert not (out / "big").exists() or not (out / "big" / "summary.json").exists()
+
+
+def test_max_memory_default_is_one_value_and_errors_name_the_parameter():
+    """The defaults table, the budget module and AnalyzeSettings agree; the library names max_memory_gb,
+    the CLI its flag."""
+    from srpsa.cli.analyze import FLAGS
+    from srpsa.errors import ParameterError
+    from srpsa.inference import defaults as D
+    from srpsa.inference.pipeline import AnalyzeSettings
+
+    assert D.MAX_MEMORY_GB == budget.DEFAULT_MAX_MEMORY_GB == AnalyzeSettings().max_memory_gb
+    with pytest.raises(ParameterError, match="max_memory_gb must be a positive"):
+        AnalyzeSettings(max_memory_gb=0.0)
+    assert FLAGS["max_memory_gb"] == "--max-memory"
+
+
+def test_api_records_the_cost_estimate(tmp_path):
+    """srpsa.analyze on a file: the pre-flight estimate is in the summary; too little memory refuses it."""
+    import srpsa
+
+    path = tmp_path / "a.png"
+    iio.imwrite(path, _disks((96, 96), 0))
+    res = srpsa.analyze(path, pipeline="detect-only", bootstrap=0)
+    assert res.summary["cost_estimate"]["pixels"] == 96 * 96
+    assert srpsa.analyze(_disks((96, 96), 0), pipeline="detect-only", bootstrap=0).summary["cost_estimate"]["pixels"] == 96 * 96
+    with pytest.raises(InputError, match="--max-memory"):
+        srpsa.analyze(path, pipeline="detect-only", bootstrap=0, max_memory_gb=0.5)

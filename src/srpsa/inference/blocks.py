@@ -84,9 +84,10 @@ def block_layout(shape: tuple[int, ...], scale: float, d_max_px: float, context_
 
 
 def bounded_detect(detector, image: np.ndarray, diameter_range: tuple[float, float], *, refine: bool = True,
-                   extend: bool | None = True, max_pixels: int = BLOCK_PIXELS) -> tuple[np.ndarray, np.ndarray, int]:
+                   extend: bool | None = True, max_pixels: int = BLOCK_PIXELS) -> tuple[np.ndarray, np.ndarray, int, dict]:
     """``detector.detect(image, diameter_range=...)``, block by block when its finest pyramid level
-    (one more step when the pyramid may extend) would exceed ``max_pixels``; also the number of blocks."""
+    (one more step when the pyramid may extend) would exceed ``max_pixels``; also the number of blocks and
+    the detection info (``Detection.info``; of the first block when there are several)."""
     from srpsa.inference.scale import choose_scales
 
     inf = detector.cfg.inference
@@ -94,11 +95,15 @@ def bounded_detect(detector, image: np.ndarray, diameter_range: tuple[float, flo
     top = min(max(scales) * (inf.scale_step if extend else 1.0), inf.max_scale)
     context = inf.tile_margin / max(min(scales), 1e-6)
     layout = block_layout(image.shape, top, diameter_range[1], context, max_pixels)
+    infos: list[dict] = []
 
     def run(sub: np.ndarray):
-        return detector.detect(sub, diameter_range=diameter_range, refine=refine, extend=extend)
+        found = detector.detect(sub, diameter_range=diameter_range, refine=refine, extend=extend)
+        infos.append(dict(found.info))
+        return found.circles, found.scores
 
     if layout is None:
         c, s = run(image)
-        return c, s, 1
-    return detect_in_blocks(run, image, *layout, nms_thresh=detector.nms_thresh)
+        return c, s, 1, infos[0]
+    c, s, n = detect_in_blocks(run, image, *layout, nms_thresh=detector.nms_thresh)
+    return c, s, n, infos[0] if infos else {}

@@ -63,8 +63,13 @@ def max_pixels_for(max_memory_gb: float) -> int:
     return max(0, int((max_memory_gb * GB - BASE_BYTES - BLOCK_BYTES) / BYTES_PER_PIXEL))
 
 
+def valid_max_memory(max_memory_gb) -> bool:
+    return (isinstance(max_memory_gb, (int, float)) and not isinstance(max_memory_gb, bool)
+            and math.isfinite(max_memory_gb) and max_memory_gb > 0)
+
+
 def check_max_memory(max_memory_gb: float) -> None:
-    if not (isinstance(max_memory_gb, (int, float)) and math.isfinite(max_memory_gb) and max_memory_gb > 0):
+    if not valid_max_memory(max_memory_gb):
         raise InputError(f"--max-memory must be a positive number of GB, got {max_memory_gb}")
 
 

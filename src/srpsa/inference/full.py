@@ -43,10 +43,11 @@ import numpy as np
 from srpsa.errors import InputError
 from srpsa.inference import blocks as B
 from srpsa.inference.blocks import block_layout, bounded_detect, detect_in_blocks
-from srpsa.inference.detect import Detector, as_gray
+from srpsa.inference.detect import Detector
 from srpsa.inference.enhance import Enhancer, output_scales, to_input_coordinates
-from srpsa.inference.guide import GuideConfig, guide_info, size_guide
+from srpsa.inference.guide import GuideConfig, guide_pass, size_guide
 from srpsa.inference.refine import refine_circles
+from srpsa.io.images import to_gray
 
 CALIBRATION_FILE = "full-pipeline.json"
 CALIBRATION_FORMAT = "srpsa-full-pipeline/1"
@@ -135,13 +136,13 @@ class FullPipeline:
             info["size_from"] = "diameter_range"
             return math.sqrt(diameter_range[0] * diameter_range[1]), diameter_range, info
         with ctx("guide"):
-            guide = self.size_guide(om)
+            guide, pass_info = self.guide_pass(om)
         if guide is None:
             info["size_from"] = "estimate"
             return None, None, info
         info["size_from"] = "om_detector"
         info["guide_median_diameter_px"] = guide[0]
-        info.update(guide_info(self.om_detector))
+        info.update(pass_info)
         return guide[0], guide[1], info
 
     def enhance_for(self, om: np.ndarray, diameter_range: tuple[float, float] | None = None, timer=None, *, plan=None):
@@ -188,9 +189,13 @@ class FullPipeline:
 
     def size_guide(self, om: np.ndarray) -> tuple[float, tuple[float, float]] | None:
         """(median diameter, (d_min, d_max)) in OM px from the OM detector, or None when unusable."""
+        return self.guide_pass(om)[0]
+
+    def guide_pass(self, om: np.ndarray) -> tuple[tuple[float, tuple[float, float]] | None, dict]:
+        """:meth:`size_guide` and what its detector pass cost (:func:`srpsa.inference.guide.guide_pass`)."""
         if self.om_detector is None or not self.guide.enabled:
-            return None
-        return size_guide(self.om_detector, om, self.guide)
+            return None, {}
+        return guide_pass(self.om_detector, om, self.guide)
 
     def detect(
         self,
@@ -209,7 +214,7 @@ class FullPipeline:
         bias terms (for benchmarks of the calibration).
         """
         ctx = timer if timer is not None else (lambda _name: contextlib.nullcontext())
-        om = as_gray(om)
+        om = to_gray(om)
         plan = self.size_plan(om, diameter_range, timer)
         d_hint, d_range, info = plan
         cfg = self.enhancer.cfg
@@ -225,8 +230,8 @@ class FullPipeline:
         result, sem_range, info = self.enhance_for(om, diameter_range, timer, plan=plan)
         scale = output_scales(om.shape, result.image.shape)
         with ctx("detect"):
-            circles, scores, uncal, use_cal = self._sem_detect(result.image, sem_range, info, refine, return_uncalibrated)
-        info["sem_scales"] = list(self.sem_detector.last_info.get("scales", []))
+            circles, scores, uncal, use_cal, det_info = self._sem_detect(result.image, sem_range, info, refine, return_uncalibrated)
+        info["sem_scales"] = list(det_info.get("scales", []))
         info["sizing_calibration"] = bool(use_cal)
         return FullResult(
             to_input_coordinates(circles, scale), scores, info,
@@ -235,21 +240,22 @@ class FullPipeline:
         )
 
     def _sem_detect(self, image: np.ndarray, sem_range, info: dict, refine: bool, return_uncalibrated: bool = False):
-        """SEM detector on an enhanced image: (circles, scores, uncalibrated circles or None, calibrated?)."""
+        """SEM detector on an enhanced image: (circles, scores, uncalibrated circles or None, calibrated?,
+        the detection's info)."""
         det = self.sem_detector
         uncal = None
         use_cal = refine and self.calibration is not None and det.cfg.refine.enabled
         # A user's --diameter-range is taken as given; the guide's range is a starting point (and
         # without either, the detector's own default applies: automatic scales may extend).
         extend = True if info["size_from"] in ("om_detector", "sem_check") else None
-        circles, scores = det.detect(image, diameter_range=sem_range, refine=False, extend=extend)
+        circles, scores, det_info = det.detect(image, diameter_range=sem_range, refine=False, extend=extend)
         if refine and det.cfg.refine.enabled and len(circles) and (return_uncalibrated or not use_cal):
             uncal, _ = refine_circles(image, circles, det.cfg.refine)
         if use_cal and len(circles):
             circles, _ = refine_circles(image, circles, replace(det.cfg.refine, **self.calibration.bias))
         elif uncal is not None:
             circles = uncal
-        return circles, scores, uncal, use_cal
+        return circles, scores, uncal, use_cal, det_info
 
     def _detect_native(self, om: np.ndarray, d_range, info: dict, refine: bool, ctx) -> FullResult:
         """Small particles: the OM detector at (or near) native scale, no GANs (module docstring)."""
@@ -257,12 +263,12 @@ class FullPipeline:
         # The guide's range is a starting point (the pyramid may extend); a user's range is taken as given.
         extend = info["size_from"] != "diameter_range"
         with ctx("detect"):
-            circles, scores, n_blocks = bounded_detect(det, om, d_range, refine=refine, extend=extend, max_pixels=B.BLOCK_PIXELS)
+            circles, scores, n_blocks, det_info = bounded_detect(det, om, d_range, refine=refine, extend=extend, max_pixels=B.BLOCK_PIXELS)
         d_typ = info.get("guide_median_diameter_px") or math.sqrt(d_range[0] * d_range[1])
         info["route"] = "native"
         info["route_reason"] = (f"typical diameter {d_typ:.3g} px < {self.enhancer.cfg.native_below_px:g} px: "
                                 "OM detector at native scale, no translation")
-        info["om_scales"] = list(det.last_info.get("scales", []))
+        info["om_scales"] = list(det_info.get("scales", []))
         info["blocks"] = n_blocks
         info["enhance"] = None
         info["sizing_calibration"] = False
@@ -289,13 +295,13 @@ class FullPipeline:
             sc = res.plan.output_scale
             sem_range = None if d_range is None else (d_range[0] * sc, d_range[1] * sc)
             with ctx("detect"):
-                c, s, _, use_cal = self._sem_detect(res.image, sem_range, info, refine)
-            plans.append((res.plan, use_cal))
+                c, s, _, use_cal, det_info = self._sem_detect(res.image, sem_range, info, refine)
+            plans.append((res.plan, use_cal, det_info))
             return to_input_coordinates(c, output_scales(block.shape, res.image.shape)), s
 
         circles, scores, n_blocks = detect_in_blocks(run, om, *layout, nms_thresh=self.sem_detector.nms_thresh)
         info["enhance"] = plans[0][0].to_dict() | {"flow": self.enhancer.cfg.flow, "sr_mode": self.enhancer.cfg.sr_mode}
-        info["sem_scales"] = list(self.sem_detector.last_info.get("scales", []))
+        info["sem_scales"] = list(plans[0][2].get("scales", []))  # of the first block
         info["sizing_calibration"] = bool(plans[0][1])
         info["blocks"] = n_blocks
         return FullResult(circles, scores, info)
@@ -307,54 +313,3 @@ def _centred_window(shape: tuple[int, ...], pixels: float) -> tuple[slice, slice
     wh, ww = max(1, int(h * f)), max(1, int(w * f))
     y0, x0 = (h - wh) // 2, (w - ww) // 2
     return slice(y0, y0 + wh), slice(x0, x0 + ww)
-
-
-def fit_sizing_calibration(pipeline: FullPipeline, images: list[tuple[np.ndarray, np.ndarray]], progress=None) -> tuple[dict[str, float], dict[str, Any]]:
-    """Fit the refinement bias terms on enhanced images of OM images with known circles.
-
-    Parameters
-    ----------
-    pipeline : FullPipeline
-        The models to calibrate (its own calibration is ignored).
-    images : list of (om, gt)
-        OM images (gray) and their ground-truth circles ``(N, 3)`` in OM pixels.
-
-    Returns
-    -------
-    bias : dict
-        ``bias_rel, bias_px, bias_inv, bias_sigma`` for :class:`RefineConfig`.
-    report : dict
-        Matched particles and the median radius error / bias with the detector's own calibration and
-        with the fitted one, on these images.
-    """
-    from srpsa.evaluation.matching import match_circles
-    from srpsa.inference.refine import apply_bias, calibrate_bias
-
-    det = pipeline.sem_detector
-    zero = replace(det.cfg.refine, **{k: 0.0 for k in BIAS_KEYS})
-    r_edge, r_true, sig = [], [], []
-    for i, (om, gt) in enumerate(images):
-        om = as_gray(om)
-        result, sem_range, _ = pipeline.enhance_for(om)
-        sx, sy = output_scales(om.shape, result.image.shape)
-        circles, _ = det.detect(result.image, diameter_range=sem_range, refine=False, extend=True)
-        ref, ok, sigma = refine_circles(result.image, circles, zero, return_sigma=True)
-        g = np.asarray(gt, np.float64).reshape(-1, 3)
-        g_out = np.column_stack([(g[:, 0] + 0.5) * sx - 0.5, (g[:, 1] + 0.5) * sy - 0.5, g[:, 2] * math.sqrt(sx * sy)])
-        m = match_circles(g_out, ref[ok])
-        r_edge.append(ref[ok][m.pred_idx, 2])
-        sig.append(sigma[ok][m.pred_idx])
-        r_true.append(g_out[m.gt_idx, 2])
-        if progress:
-            progress(i + 1, len(images))
-    r_edge, r_true, sig = np.concatenate(r_edge), np.concatenate(r_true), np.concatenate(sig)
-    if len(r_edge) < 20:
-        raise InputError(f"sizing calibration needs at least 20 matched particles, got {len(r_edge)}")
-    bias = calibrate_bias(r_edge, r_true, sigma=sig)
-
-    def summary(cfg) -> dict[str, float]:
-        rel = apply_bias(r_edge, cfg, sig) / r_true - 1.0
-        return {"median_abs_rel_error": float(np.median(np.abs(rel))), "median_rel_bias": float(np.median(rel)), "mean_rel_bias": float(np.mean(rel))}
-
-    report = {"particles": int(len(r_edge)), "images": len(images), "before": summary(det.cfg.refine), "after": summary(replace(det.cfg.refine, **bias))}
-    return {k: float(bias[k]) for k in BIAS_KEYS}, report
