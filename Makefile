@@ -17,7 +17,7 @@ help:
 	@echo "make demo   - set up .venv (first time) and analyse the bundled example image"
 	@echo "make test   - set up .venv (first time) and run the test suite"
 	@echo "make test-slow - also run slow tests"
-	@echo "make bench  - regenerate the tables of benchmarks/RESULTS.md (about 70 min, idle machine)"
+	@echo "make bench  - regenerate the tables of benchmarks/RESULTS.md (about 90 min, idle machine)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,11 +37,12 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest --runslow
 
 # `make bench` regenerates every table of benchmarks/RESULTS.md that issue 5 asks for, in one command (about
-# 70 min on the project's 2-core CPU; run it on an otherwise idle machine, the speed table times whole
+# 90 min on the project's 2-core CPU; run it on an otherwise idle machine, the speed table times whole
 # processes): the paper's Tables 1-6 and Fig. 9 on fresh simulator test sets beside the peers, the
-# full-pipeline configurations, the real images, every method on a 4752x3168 image, and the generalisation
-# benchmark (issue 13: render2 styles and the real sets; it alone takes hours on 2 cores, the paper chain most
-# of it; `benchmarks/generalisation.py --quick` is a 10-min sanity run). YOLO rows need
+# full-pipeline configurations, the real images, every method on a 4752x3168 image, how time and memory
+# grow with image and particle size (benchmarks/scaling.py, issue 16), and the generalisation benchmark
+# (issue 13: render2 styles and the real sets; it alone takes hours on 2 cores, the paper chain most of it;
+# `benchmarks/generalisation.py --quick` is a 10-min sanity run). YOLO rows need
 # `make bench-yolo` and its weights (YOLO_WEIGHTS); ABLATION names extra translators for Tables 1/2.
 YOLO_WEIGHTS ?= runs/yolo/yolov5nu/run/weights/last.pt
 ABLATION ?=
@@ -51,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/full_configs.py --n 2 --write
 	$(BIN)/python benchmarks/real_images.py --write
 	$(BIN)/python benchmarks/speed_methods.py --repeats 3 --tune-budget 40 --write
+	$(BIN)/python benchmarks/scaling.py --iso 7 10 15 30 55 90 --write
 	$(BIN)/python benchmarks/generalisation.py --write
 
 clean-venv:

@@ -54,8 +54,11 @@ def test_plan_keeps_working_range_and_rescales_outside():
     assert p.translate_scale == 1.0 and p.sr_input_scale == 0.25 and p.output_scale == 1.0
     big = plan_scales(192.0, cfg)  # 192 px particles: translated at 48 px
     assert big.translate_scale == pytest.approx(0.25)
-    small = plan_scales(6.0, cfg)  # 6 px: upsampled to 48 px before translation
-    assert small.translate_scale == pytest.approx(8.0) and small.output_scale == pytest.approx(8.0)
+    small = plan_scales(6.0, cfg)  # 6 px: upsampled, but never more than max_upscale (bounded cost)
+    assert small.translate_scale == pytest.approx(3.0)
+    assert plan_scales(6.0, EnhanceConfig(sr_mode="none")).output_scale == pytest.approx(3.0)
+    uncapped = plan_scales(6.0, EnhanceConfig(max_upscale=8.0))  # the old plan: 6 px to 48 px
+    assert uncapped.translate_scale == pytest.approx(8.0) and uncapped.output_scale == pytest.approx(8.0)
     # SR input never drops a particle below its floor: the input factor gives way
     floor = plan_scales(48.0, EnhanceConfig(min_sr_input_diameter_px=16.0))
     assert 48.0 * floor.sr_input_scale == pytest.approx(16.0)
@@ -156,7 +159,9 @@ def test_full_pipeline_guide_and_sizing_calibration(tiny_weights, tmp_path, caps
     cfg = replace(cfg, height=96, width=128, fiducials=replace(cfg.fiducials, count=0))
     pair = make_pair(cfg, 1)
     src = tmp_path / "om.png"
-    iio.imwrite(src, np.clip(np.rint(pair.om * 255), 0, 255).astype(np.uint8))
+    # enlarged 2x: ~40 px particles go through the GANs (below 16 px the OM detector measures them natively)
+    om = cv2.resize(pair.om, (256, 192), interpolation=cv2.INTER_CUBIC)
+    iio.imwrite(src, np.clip(np.rint(om * 255), 0, 255).astype(np.uint8))
     hashes = {n: W.weights_hash(root / n) for n in (W.TRANSLATOR, W.SUPERRES, W.DETECTOR_SEM, W.DETECTOR_OM)}
     bias = {"bias_rel": -0.04, "bias_px": 0.0, "bias_inv": 0.0, "bias_sigma": 0.0}
     # fitted for the default chain (translate -> detect): not for the one with the SR stage
@@ -169,8 +174,8 @@ def test_full_pipeline_guide_and_sizing_calibration(tiny_weights, tmp_path, caps
     assert main(args + ["--out", str(tmp_path / "a")]) == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "a" / "om" / "summary.json").read_text())
     e = summary["enhance"]
-    # ~22 px primary particles (border-cut ones included, unrefined): the OM detector sets the scale
-    assert e["size_from"] == "om_detector" and 12.0 < e["guide_median_diameter_px"] < 30.0
+    # ~44 px particles (border-cut ones included, unrefined): the OM detector sets the scale
+    assert e["size_from"] == "om_detector" and 16.0 < e["guide_median_diameter_px"] < 60.0
     assert e["translate_scale"] == pytest.approx(48.0 / e["guide_median_diameter_px"])
     assert e["sizing_calibration"] is True and not any("sizing calibration" in w for w in summary["warnings"])
 
@@ -323,6 +328,12 @@ class _ResizeEnhancer:
     def __init__(self) -> None:
         self.calls: list[float] = []
 
+    def plan(self, om, diameter_px=None):
+        from srpsa.inference.enhance import EnhancePlan
+
+        s = 48.0 / diameter_px
+        return EnhancePlan(diameter_px, s, s, s)
+
     def enhance(self, om, diameter_px=None, timer=None):
         from srpsa.inference.enhance import EnhancePlan, EnhanceResult
 
@@ -334,6 +345,14 @@ class _ResizeEnhancer:
 
 class _ScaledDetector(_ThresholdDetector):
     """A detector that reads every particle ``factor`` times too small (the OM detector on bead photos)."""
+
+    nms_thresh = 0.6
+
+    @property
+    def cfg(self):
+        from srpsa.models.detector_config import DetectorConfig
+
+        return DetectorConfig()
 
     def __init__(self, factor: float = 1.0) -> None:
         self.factor = factor
@@ -367,6 +386,33 @@ def test_full_pipeline_replans_when_the_sem_side_disagrees_with_the_om_guide(om_
     assert pipe.detect(img, refine=False).info["size_from"] == "om_detector" and len(enh.calls) == 1
 
 
+def test_full_pipeline_runs_block_by_block_when_the_enhanced_image_is_large(monkeypatch):
+    """Above BLOCK_PIXELS of enhanced pixels the chain runs block by block and finds the same particles."""
+    from srpsa.inference import blocks
+    from srpsa.inference.full import FullPipeline
+
+    img, placed = _disc_image((600, 600), [40.0] * 40, seed=4)
+    single = FullPipeline(_ResizeEnhancer(), _ScaledDetector(), _ScaledDetector()).detect(img, refine=False)
+    monkeypatch.setattr(blocks, "BLOCK_PIXELS", 200_000)
+    enh = _ResizeEnhancer()
+    res = FullPipeline(enh, _ScaledDetector(), _ScaledDetector()).detect(img, refine=False)
+    assert res.info["blocks"] > 1 and "blocks" not in single.info
+    assert len(res.circles) == len(single.circles) == len(placed)
+    key = lambda c: np.round(c[np.lexsort((c[:, 1], c[:, 0]))], 1)  # noqa: E731
+    np.testing.assert_allclose(key(res.circles), key(single.circles), atol=0.6)
+
+
+def test_full_pipeline_measures_small_particles_natively():
+    """A guide below native_below_px: the OM detector's own detections, no GAN call (bounded cost)."""
+    from srpsa.inference.full import FullPipeline
+
+    img, placed = _disc_image((300, 300), [12.0] * 40, seed=5)
+    enh = _ResizeEnhancer()
+    res = FullPipeline(enh, _ScaledDetector(), _ScaledDetector()).detect(img, refine=False)
+    assert res.info["route"] == "native" and enh.calls == [] and res.info["enhance"] is None
+    assert len(res.circles) == len(placed)
+
+
 def test_cli_enhance_picks_the_scale_analyze_picks(tiny_weights, tmp_path, capsys):
     """`srpsa enhance` runs the full pipeline's own size guide (OM detector + SEM-side check)."""
     from srpsa.synth import make_pair, preset
@@ -381,6 +427,13 @@ def test_cli_enhance_picks_the_scale_analyze_picks(tiny_weights, tmp_path, capsy
     args = ["analyze", str(src), "--out", str(tmp_path / "a"), "--weights", str(tiny_weights), "--bootstrap", "0", "--sr", "model"]
     assert main(args) == 0, capsys.readouterr().err
     e = json.loads((tmp_path / "a" / "om" / "summary.json").read_text())["enhance"]
+    if e.get("route") == "native":
+        # bounded cost: a guide below native_below_px sends analyze to the OM detector at native scale
+        # (no working scale, no SEM-side check); the enhance command still enhances, from the same guide
+        assert e["size_from"] == "om_detector" and meta["size_from"] in ("om_detector", "sem_check")
+        assert meta["guide_median_diameter_px"] == pytest.approx(e["guide_median_diameter_px"])
+        assert meta["plan"]["translate_scale"] <= EnhanceConfig().max_upscale + 1e-9
+        return
     assert meta["size_from"] == e["size_from"]
     assert meta["plan"]["output_scale"] == pytest.approx(e["output_scale"])
     h, w = iio.imread(out).shape

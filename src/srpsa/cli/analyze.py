@@ -16,6 +16,7 @@ FLAGS = {
     "diameter_range": "--diameter-range", "diameter_unit": "--diameter-unit", "include_edge": "--include-edge",
     "refine": "--no-refine", "bootstrap": "--bootstrap", "seed": "--seed", "enhance_flow": "--flow",
     "backend": "--backend", "enhance_sr": "--sr", "max_pixels": "--max-pixels", "prune_weak": "--keep-weak",
+    "max_memory_gb": "--max-memory",
 }
 
 
@@ -49,6 +50,7 @@ def command(
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler ADDRESS, or 'local' to start a LocalCluster."),
     seed: int = typer.Option(D.SEED, "--seed", help="Seed for the bootstrap."),
     max_pixels: int = typer.Option(D.MAX_PIXELS, "--max-pixels", min=1, help="Refuse images that declare more pixels than this, before decoding (default: Pillow's limit, ~13400^2)."),
+    max_memory: float = typer.Option(D.MAX_MEMORY_GB, "--max-memory", help="Refuse, before decoding, an image whose estimated peak memory exceeds this many GB (it goes to errors.csv; the others run)."),
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html, a self-contained report of the run (same as `srpsa report OUT`)."),
 ) -> None:
     """Detect particles, size them and write particles.csv, summary.json, overlay.png, psd.png per image.
@@ -78,6 +80,7 @@ def command(
             enhance_sr=sr,
             backend=backend,
             max_pixels=max_pixels,
+            max_memory_gb=max_memory,
         )
     except ParameterError as exc:
         raise as_flag_error(exc) from None

@@ -90,6 +90,7 @@ def enhance_command(
     om = _load(image).data
     if diameter is not None:
         result, size_from = _enhancer(weights, flow).enhance(om, diameter_px=diameter), "diameter"
+        guide_median = None
     else:
         # The size guide of `analyze --pipeline full` itself (OM detector, then the SEM-side check), so
         # both commands pick the same working scale; only the SR stage is on here (the command's job).
@@ -104,8 +105,10 @@ def enhance_command(
             raise as_flag_error(exc) from None
         result, _, info = pipe.enhance_for(om)
         size_from = info["size_from"]
+        guide_median = info.get("guide_median_diameter_px")
     _write_gray16(out, result.image)
     meta = {"input": str(image), "output": str(out), "plan": result.plan.to_dict(), "flow": flow, "size_from": size_from,
+            "guide_median_diameter_px": guide_median,
             "note": "x_input = (x_output + 0.5) / output_scale - 0.5 (pixel centres at integer coordinates)"}
     atomic_write_text(out.with_suffix(out.suffix + ".json"), json.dumps(meta, indent=2) + "\n")
     typer.echo(str(out))

@@ -192,12 +192,18 @@ class Analyzer:
         file it overrides the metadata); without one, an array is uncalibrated: sizes in px, with a warning.
         ``options``: per-image settings (``diameter_range``, ``include_edge``, ``bootstrap`` ...).
         """
+        from srpsa.inference.budget import estimate_cost, preflight_image
         from srpsa.io import LoadedImage, load_array, read_image
 
         t_start = time.perf_counter()
         settings = self._settings_for(pixel_size_um, dict(options))
         timer = timer or StageTimer()
         label = None
+        cost = None
+        if isinstance(image, (str, os.PathLike)):
+            # bounded cost (issue 16): refuses, from the header and before decoding, what cannot fit in
+            # max_memory_gb (None: header unreadable, or above max_pixels - the decoder reports those)
+            cost = preflight_image(image, settings.max_memory_gb, settings.max_pixels)
         with timer("load"):
             if isinstance(image, LoadedImage):
                 loaded = image
@@ -211,9 +217,13 @@ class Analyzer:
                 loaded = load_array(np.asarray(image), pixel_size_um=settings.pixel_size_um, name=label)
             else:
                 raise ParameterError("image", f"must be an array, a path or a LoadedImage, got {type(image).__name__}")
-        return self._run(loaded, settings, timer, t_start, label)
+        if cost is None and not isinstance(image, (str, os.PathLike)):
+            # an array or a LoadedImage is already in memory: its estimate is recorded, not enforced
+            cost = estimate_cost(int(loaded.data.size))
+        return self._run(loaded, settings, timer, t_start, label, cost)
 
-    def _run(self, loaded, settings: AnalyzeSettings, timer: StageTimer, t_start: float, label: str | None = None) -> Result:
+    def _run(self, loaded, settings: AnalyzeSettings, timer: StageTimer, t_start: float, label: str | None = None,
+             cost=None) -> Result:
         from srpsa.psd import count_warnings, select_for_statistics, size_statistics
         from srpsa.psd.particles import particle_table
 
@@ -235,7 +245,7 @@ class Analyzer:
             res = models.full.detect(image, diameter_range=diameter_range, refine=settings.refine, timer=timer)
             circles, scores = res.circles, res.scores
             info = dict(res.info)
-            enhance_info = {**info.pop("enhance"), **info}
+            enhance_info = {**(info.pop("enhance") or {}), **info}  # enhance None: native route (small particles)
         else:
             from srpsa.inference.guide import guided_detect
 
@@ -292,6 +302,7 @@ class Analyzer:
             "software": {"srpsa": __version__},
             "enhance": enhance_info,
             "detect": detect_info,
+            "cost_estimate": cost.to_dict() if cost is not None else None,  # inference/budget.py
             "seconds": {**{k: round(v, 4) for k, v in timer.seconds.items()}, "total": round(time.perf_counter() - t_start, 4)},
             "quality": quality.to_dict(),
             "warnings": warnings,

@@ -24,6 +24,9 @@ PRUNE_WEAK = True
 # largest declared image size decoded (= srpsa.io.guard.DEFAULT_MAX_PIXELS, Pillow's limit; not imported
 # here to keep this module free of imports; tests/test_api.py checks they agree)
 MAX_PIXELS = 178_956_970
+# pre-flight memory limit in GB (inference/budget.py, DEFAULT_MAX_MEMORY_GB; tests/test_budget.py checks
+# they agree): an image whose estimated peak exceeds it is refused before decoding (issue 16)
+MAX_MEMORY_GB = 4.0
 
 #: AnalyzeSettings fields that choose the models (fixed per Analyzer); the others may change per image.
 MODEL_KEYS = ("modality", "pipeline", "weights", "enhance_flow", "enhance_sr", "backend")

@@ -54,6 +54,13 @@ class EnhanceConfig:
     translate_min_diameter_px: float = 40.0
     translate_max_diameter_px: float = 56.0
     translate_target_diameter_px: float = 48.0
+    # Bounded cost (issue 16): the translation never enlarges more than this (pixels grow as its square;
+    # 7 px disks at 48 px took 47x the pixels and > 12 GB). Particles whose guide median is below
+    # ``native_below_px`` (= 48 / 3) skip the GANs: the OM detector measures them at (or near) native
+    # scale (srpsa.inference.full; measured in docs/decisions.md, "Bounded cost"). 3 keeps the paper
+    # presets (17-23 px) on the translator's 48 px, so their results do not change.
+    max_upscale: float = 3.0
+    native_below_px: float = 16.0
     # LR = translation shrunk by this factor before the 4x SR, so the output lies on the translation's
     # grid and SR inputs hold ~12 px particles (inside the 5-22 px its training inputs had). Factor 2
     # (SR output at 2x the translation) gave the same F1 at 4x the SR and detector cost.
@@ -114,7 +121,7 @@ def plan_scales(diameter_px: float, cfg: EnhanceConfig, sr_scale: int = 4) -> En
         if cfg.translate_min_diameter_px <= d <= cfg.translate_max_diameter_px:
             s_t = 1.0
         else:
-            s_t = cfg.translate_target_diameter_px / d
+            s_t = min(cfg.translate_target_diameter_px / d, cfg.max_upscale)
         d_t = d * s_t
         factor = min(cfg.sr_input_factor, max(d_t / cfg.min_sr_input_diameter_px, 1.0))
         s_lr = s_t / factor

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from srpsa.inference.detect import Detector
+from srpsa.io.images import to_gray
 from srpsa.psd.weighted import weighted_percentile
 
 
@@ -39,6 +40,11 @@ class GuideConfig:
     # of this many pixels (whole-image guide on 4752x3168: 51 s of a 93 s run, docs/speed.md). 0: always
     # the whole image.
     max_pixels: int = 1_000_000
+    # ... and the window shrinks further so that all pyramid scales together feed the network at most this
+    # many pixels: the automatic range of a guide reaches down to ~3 px and so puts a 2x scale in (4x the
+    # window's pixels). Measured on the 1024x768 demo image: 15.9 s for the guide at 1 Mpx, 3.8 s at
+    # 0.25 Mpx, median 18.7 vs 18.0 px (docs/decisions.md, "Bounded cost"). 0: no such bound.
+    max_network_pixels: int = 1_000_000
     # Full pipeline only: after translation, the SEM detector reads a window of the SEM-like image with its
     # automatic range (``verify_max_pixels``, about 0.3-0.8 s). When its median exceeds the OM guide's
     # by more than ``verify_ratio``, the OM detector misread the image (it answers the dark gaps of
@@ -98,8 +104,12 @@ def guide_pass(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = 
         return found.circles
 
     h, w = om.shape[:2]
-    if cfg.max_pixels and h * w > cfg.max_pixels:
-        ys, xs = _window(h, w, cfg.max_pixels)
+    budget = _window_budget(om_detector, om, cfg)
+    # a window shrunk for its network cost that holds too few particles (sparse small ones) is read
+    # again at the full max_pixels before the image is shrunk (which would lose small particles)
+    tries = [b for b in dict.fromkeys((budget, cfg.max_pixels)) if b and h * w > b]
+    for budget in tries:
+        ys, xs = _window(h, w, budget)
         wh, ww = ys.stop - ys.start, xs.stop - xs.start
         c = detect(om[ys, xs])
         x, y, r = c[:, 0], c[:, 1], c[:, 2]
@@ -107,6 +117,7 @@ def guide_pass(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = 
         d = 2.0 * r[inside]
         if len(d) >= cfg.min_guide_particles:
             return _guide_range(d, 1.0 / np.maximum((ww - d) * (wh - d), 1.0), cfg), info
+    if tries and cfg.max_pixels and h * w > cfg.max_pixels:
         f = math.sqrt(cfg.max_pixels / (h * w))
         circles = detect(cv2.resize(om, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)) / f
     else:
@@ -114,6 +125,23 @@ def guide_pass(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = 
     if len(circles) < cfg.min_guide_particles:
         return None, info
     return _guide_range(2.0 * circles[:, 2], None, cfg), info
+
+
+def _window_budget(detector: Detector, om: np.ndarray, cfg: GuideConfig) -> int:
+    """Pixels of the guide's window: ``cfg.max_pixels``, less when the pyramid the detector would run on
+    that window feeds the network more than ``cfg.max_network_pixels`` (0: whole image)."""
+    budget = cfg.max_pixels
+    if not cfg.max_network_pixels:
+        return budget
+    h, w = om.shape[:2]
+    n = min(h * w, budget) if budget else h * w
+    ys, xs = _window(h, w, n)
+    try:  # the scales the detector's own automatic choice gives on that window (a cheap image statistic)
+        scales = detector.resolve_scales(to_gray(om[ys, xs]))
+    except Exception:  # noqa: BLE001 - no usable estimate: the detector's own pass decides, as before
+        return budget
+    cost = sum(s * s for s in scales) or 1.0
+    return max(int(min(n, cfg.max_network_pixels / cost)), 64 * 64)
 
 
 def guided_detect(detector: Detector, image: np.ndarray, cfg: GuideConfig | None = None, refine: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:

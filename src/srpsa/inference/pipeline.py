@@ -42,6 +42,8 @@ class AnalyzeSettings:
     enhance_sr: str = D.ENHANCE_SR  # full pipeline: "none" (detector reads the translation) or "model" (ESRGAN)
     # largest declared image size decoded; does not change results, so resume ignores it
     max_pixels: int = D.MAX_PIXELS
+    # pre-flight memory limit in GB (inference/budget.py); does not change results, so resume ignores it
+    max_memory_gb: float = D.MAX_MEMORY_GB
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -76,6 +78,10 @@ class AnalyzeSettings:
                 from srpsa.inference.limits import check_diameter_range_px
 
                 check_diameter_range_px(lo, hi)
+        from srpsa.inference.budget import valid_max_memory
+
+        if not valid_max_memory(self.max_memory_gb):
+            raise ParameterError("max_memory_gb", f"must be a positive number of GB, got {self.max_memory_gb!r}")
         if not (isinstance(self.max_pixels, int) and self.max_pixels > 0):
             raise ParameterError("max_pixels", f"must be a positive number of pixels, got {self.max_pixels}")
         if not (isinstance(self.bootstrap, int) and self.bootstrap >= 0):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 #: Settings that do not change a result: the weights *path* (their content is compared by hash) and the
 #: decoding size limit.
-IGNORED = frozenset({"weights", "max_pixels"})
+IGNORED = frozenset({"weights", "max_pixels", "max_memory_gb"})
 
 #: The CLI flag of each setting, for messages.
 FLAGS = {
