@@ -34,6 +34,8 @@ def command(
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler ADDRESS, or 'local' to start a LocalCluster."),
     seed: int = typer.Option(0, "--seed", help="Seed for the bootstrap."),
     max_pixels: int = typer.Option(178_956_970, "--max-pixels", min=1, help="Refuse images that declare more pixels than this, before decoding (default: Pillow's limit, ~13400^2)."),
+    no_shape: bool = typer.Option(False, "--no-shape", help="Skip the shape descriptors (circularity, aspect ratio, solidity, Feret) and flags in particles.csv."),
+    exclude_flagged: bool = typer.Option(False, "--exclude-flagged", help="Leave particles flagged non_round, agglomerate, occluded or low_contrast out of the statistics."),
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html, a self-contained report of the run (same as `srpsa report OUT`)."),
 ) -> None:
     """Detect particles, size them and write particles.csv, summary.json, overlay.png, psd.png per image.
@@ -61,6 +63,8 @@ def command(
         enhance_sr=sr,
         backend=backend,
         max_pixels=max_pixels,
+        shape=not no_shape,
+        exclude_flagged=exclude_flagged,
     )
     images = iter_image_files(list(inputs))
     if not images:

@@ -47,6 +47,8 @@ class AnalyzeSettings:
     # largest declared image size decoded (= srpsa.io.guard.DEFAULT_MAX_PIXELS, not imported here to keep
     # this module light); does not change results, so resume ignores it
     max_pixels: int = 178_956_970
+    shape: bool = True  # shape descriptors and flags per particle (srpsa.psd.shape)
+    exclude_flagged: bool = False  # statistics leave out particles flagged by shape
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -77,6 +79,8 @@ class AnalyzeSettings:
                 from srpsa.inference.limits import check_diameter_range_px
 
                 check_diameter_range_px(lo, hi)
+        if self.exclude_flagged and not self.shape:
+            raise InputError("--exclude-flagged needs the shape flags; drop --no-shape")
         if not (isinstance(self.max_pixels, int) and self.max_pixels > 0):
             raise InputError(f"--max-pixels must be a positive number of pixels, got {self.max_pixels}")
 
@@ -177,6 +181,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     from srpsa.io import read_image
     from srpsa.psd import count_warnings, select_for_statistics, size_statistics
     from srpsa.psd.particles import particle_table
+    from srpsa.psd.shape import add_shape
     from srpsa.report.figures import plot_overlay, plot_psd
 
     t_start = time.perf_counter()
@@ -230,6 +235,8 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     with timer("statistics"):
         table = particle_table(circles, scores, image.shape, pixel_size)
         used = select_for_statistics(table["edge"].to_numpy().astype(bool), include_edge=settings.include_edge)
+        table, used, shape_info, shape_warnings = add_shape(table, image, used, pixel_size, enabled=settings.shape, exclude_flagged=settings.exclude_flagged)
+        warnings.extend(shape_warnings)
         diam = (2.0 * table["r_px"].to_numpy() * (pixel_size or 1.0))[used]
         stats = {
             weighting: size_statistics(
@@ -264,6 +271,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         "count_edge": n_edge,
         "statistics": {"Q0": stats["number"], "Q3": stats["volume"]},
         "kde_method": stats["number"].get("kde_method"),
+        "shape": shape_info,
         "models": {name: {"path": str(folder), "sha256": model_hashes[name]} for name, folder in model_dirs.items()},
         "settings": asdict(settings),
         "fingerprint": _fingerprint(settings, model_hashes),  # what resume compares (inference/resume.py)
