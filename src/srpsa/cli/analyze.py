@@ -36,6 +36,7 @@ def command(
     max_pixels: int = typer.Option(178_956_970, "--max-pixels", min=1, help="Refuse images that declare more pixels than this, before decoding (default: Pillow's limit, ~13400^2)."),
     no_shape: bool = typer.Option(False, "--no-shape", help="Skip the shape descriptors (circularity, aspect ratio, solidity, Feret) and flags in particles.csv."),
     exclude_flagged: bool = typer.Option(False, "--exclude-flagged", help="Leave particles flagged non_round, agglomerate, occluded or low_contrast out of the statistics."),
+    export: str = typer.Option("", "--export", help="Also write interchange files per image, comma-separated: imagej-roi (<stem>_rois.zip), labels (<stem>_labels.tif), geojson (<stem>.geojson, QuPath), imagej-csv (<stem>_results.csv); docs/exports.md."),
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html, a self-contained report of the run (same as `srpsa report OUT`)."),
 ) -> None:
     """Detect particles, size them and write particles.csv, summary.json, overlay.png, psd.png per image.
@@ -47,6 +48,7 @@ def command(
     from srpsa.inference.batch import run_batch
     from srpsa.inference.pipeline import AnalyzeSettings
     from srpsa.io import iter_image_files
+    from srpsa.io.exports import parse_exports
 
     settings = AnalyzeSettings(
         modality=modality,
@@ -65,6 +67,7 @@ def command(
         max_pixels=max_pixels,
         shape=not no_shape,
         exclude_flagged=exclude_flagged,
+        exports=parse_exports(export),
     )
     images = iter_image_files(list(inputs))
     if not images:

@@ -49,6 +49,7 @@ class AnalyzeSettings:
     max_pixels: int = 178_956_970
     shape: bool = True  # shape descriptors and flags per particle (srpsa.psd.shape)
     exclude_flagged: bool = False  # statistics leave out particles flagged by shape
+    exports: tuple[str, ...] = ()  # interchange files (srpsa.io.exports.EXPORTS); not part of the result
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -79,6 +80,10 @@ class AnalyzeSettings:
                 from srpsa.inference.limits import check_diameter_range_px
 
                 check_diameter_range_px(lo, hi)
+        from srpsa.io.exports import parse_exports
+
+        exports = self.exports if isinstance(self.exports, str) else ",".join(self.exports)
+        object.__setattr__(self, "exports", parse_exports(exports))
         if self.exclude_flagged and not self.shape:
             raise InputError("--exclude-flagged needs the shape flags; drop --no-shape")
         if not (isinstance(self.max_pixels, int) and self.max_pixels > 0):
@@ -258,6 +263,10 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
             table.to_csv(fh, index=False, float_format="%.4f")
         plot_overlay(loaded.rgb if loaded.rgb is not None else image, circles, out / "overlay.png", edge=table["edge"].to_numpy().astype(bool), scores=scores)
         plot_psd(diam, out / "psd.png", unit=unit, title=image_path.name)
+        if settings.exports:
+            from srpsa.io.exports import write_exports
+
+            write_exports(out, out.name, table, image.shape, pixel_size, settings.exports)
 
     summary = {
         "image": str(image_path.resolve()),

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from srpsa.inference.pipeline import AnalyzeSettings
 
 #: Settings that do not change a result: the weights *path* (their content is compared by hash) and the
-#: decoding size limit.
-IGNORED = frozenset({"weights", "max_pixels"})
+#: decoding size limit, the interchange exports.
+IGNORED = frozenset({"weights", "max_pixels", "exports"})
 
 #: The CLI flag of each setting, for messages.
 FLAGS = {
