@@ -37,6 +37,9 @@ def command(
     no_shape: bool = typer.Option(False, "--no-shape", help="Skip the shape descriptors (circularity, aspect ratio, solidity, Feret) and flags in particles.csv."),
     exclude_flagged: bool = typer.Option(False, "--exclude-flagged", help="Leave particles flagged non_round, agglomerate, occluded or low_contrast out of the statistics."),
     export: str = typer.Option("", "--export", help="Also write interchange files per image, comma-separated: imagej-roi (<stem>_rois.zip), labels (<stem>_labels.tif), geojson (<stem>.geojson, QuPath), imagej-csv (<stem>_results.csv); docs/exports.md."),
+    meta: Path | None = typer.Option(None, "--meta", help="Sample metadata TOML (sample, lot, operator, instrument, objective, notes) for summary.json and the report header."),
+    spec: str = typer.Option("", "--spec", help="Specification checked per image and pooled, e.g. \"D50=400..450,CV<15\" (sizes in um; docs/exports.md)."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also write the report (as --report) and print it to OUT/report.pdf with headless Chromium."),
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html, a self-contained report of the run (same as `srpsa report OUT`)."),
 ) -> None:
     """Detect particles, size them and write particles.csv, summary.json, overlay.png, psd.png per image.
@@ -49,6 +52,7 @@ def command(
     from srpsa.inference.pipeline import AnalyzeSettings
     from srpsa.io import iter_image_files
     from srpsa.io.exports import parse_exports
+    from srpsa.io.meta import read_meta
 
     settings = AnalyzeSettings(
         modality=modality,
@@ -68,6 +72,8 @@ def command(
         shape=not no_shape,
         exclude_flagged=exclude_flagged,
         exports=parse_exports(export),
+        meta=tuple(read_meta(meta).items()) if meta else (),
+        spec=spec,
     )
     images = iter_image_files(list(inputs))
     if not images:
@@ -102,12 +108,16 @@ def command(
             raise typer.Exit(EXIT_TERMINATED) from None
 
     typer.echo(f"results: {out / 'summary.csv'}")
-    if report and len(result.failed) < len(images):
+    if (report or pdf) and len(result.failed) < len(images):
         from srpsa.errors import SrpsaError
         from srpsa.report.html import write_report
 
         try:
             typer.echo(f"report: {write_report(out)}")
+            if pdf:
+                from srpsa.report.pdf import print_pdf
+
+                typer.echo(f"report: {print_pdf(out / 'report.html')}")
         except SrpsaError as exc:  # the analysis itself succeeded: report the problem, keep its exit status
             typer.echo(f"srpsa: report not written: {exc}", err=True)
     if result.failed:

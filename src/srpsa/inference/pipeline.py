@@ -50,6 +50,8 @@ class AnalyzeSettings:
     shape: bool = True  # shape descriptors and flags per particle (srpsa.psd.shape)
     exclude_flagged: bool = False  # statistics leave out particles flagged by shape
     exports: tuple[str, ...] = ()  # interchange files (srpsa.io.exports.EXPORTS); not part of the result
+    meta: tuple[tuple[str, str], ...] = ()  # sample metadata (srpsa.io.meta), copied into summary.json
+    spec: str = ""  # specification checked per image (srpsa.psd.spec), e.g. "D50=400..450,CV<15"
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -84,6 +86,9 @@ class AnalyzeSettings:
 
         exports = self.exports if isinstance(self.exports, str) else ",".join(self.exports)
         object.__setattr__(self, "exports", parse_exports(exports))
+        from srpsa.psd.spec import parse_spec
+
+        parse_spec(self.spec)  # a bad --spec fails before any work
         if self.exclude_flagged and not self.shape:
             raise InputError("--exclude-flagged needs the shape flags; drop --no-shape")
         if not (isinstance(self.max_pixels, int) and self.max_pixels > 0):
@@ -290,9 +295,18 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         "seconds": {**{k: round(v, 4) for k, v in timer.seconds.items()}, "total": round(time.perf_counter() - t_start, 4)},
         "warnings": warnings,
     }
+    summary.update(_qc_fields(settings, summary))
     # summary.json last: its presence marks the image as finished for --resume (see is_done).
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=_json_default))
     return summary
+
+
+def _qc_fields(settings: AnalyzeSettings, summary: dict) -> dict:
+    """summary.json's ``meta`` and ``spec`` (pass/fail of this image) entries."""
+    from srpsa.psd.spec import evaluate_spec, parse_spec
+
+    spec = evaluate_spec(parse_spec(settings.spec), summary["statistics"], summary["unit"]) if settings.spec else None
+    return {"meta": dict(settings.meta), "spec": spec}
 
 
 def _fingerprint(settings: AnalyzeSettings, hashes: dict[str, str]) -> str:

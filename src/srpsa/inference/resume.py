@@ -31,7 +31,7 @@ FLAGS = {
     "diameter_range": "--diameter-range", "diameter_unit": "--diameter-unit", "include_edge": "--include-edge",
     "refine": "--no-refine", "bootstrap": "--bootstrap", "seed": "--seed", "enhance_flow": "--flow",
     "backend": "--backend", "enhance_sr": "--sr",
-    "shape": "--no-shape", "exclude_flagged": "--exclude-flagged",
+    "shape": "--no-shape", "exclude_flagged": "--exclude-flagged", "meta": "--meta", "spec": "--spec",
 }
 
 
