@@ -84,3 +84,22 @@ def test_pdf_pages(tmp_path) -> None:
 
     first = iio.imread(pages[0])
     assert first.min() < 100 and first.max() > 200  # text on a white page
+
+
+def test_scale_bar_and_ids(tmp_path) -> None:
+    import imageio.v3 as iio
+    import numpy as np
+
+    from srpsa.report.annotate import nice_length
+    from srpsa.report.figures import plot_overlay
+
+    assert [nice_length(v) for v in (0.37, 1.0, 7.3, 19.9, 20.0, 480.0)] == [0.2, 1.0, 5.0, 10.0, 20.0, 200.0]
+    img = np.full((300, 400), 0.5, np.float32)
+    circles = np.array([[100.0, 100.0, 30.0], [250.0, 150.0, 40.0]])
+    plot_overlay(img, circles, tmp_path / "plain.png")
+    plot_overlay(img, circles, tmp_path / "qc.png", ids=np.array([1, 2]), pixel_size_um=0.5)
+    plain, qc = iio.imread(tmp_path / "plain.png"), iio.imread(tmp_path / "qc.png")
+    assert plain.shape == qc.shape
+    diff = np.abs(plain.astype(int) - qc.astype(int)).sum(axis=2) > 0
+    assert diff[90:112, 90:112].any() and diff[140:162, 240:262].any()  # ids at the centres
+    assert diff[260:, 300:].any() and not diff[200:250, :60].any()  # bar bottom right, nothing elsewhere
