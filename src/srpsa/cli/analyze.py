@@ -37,6 +37,7 @@ def command(
     no_shape: bool = typer.Option(False, "--no-shape", help="Skip the shape descriptors (circularity, aspect ratio, solidity, Feret) and flags in particles.csv."),
     exclude_flagged: bool = typer.Option(False, "--exclude-flagged", help="Leave particles flagged non_round, agglomerate, occluded or low_contrast out of the statistics."),
     export: str = typer.Option("", "--export", help="Also write interchange files per image, comma-separated: imagej-roi (<stem>_rois.zip), labels (<stem>_labels.tif), geojson (<stem>.geojson, QuPath), imagej-csv (<stem>_results.csv); docs/exports.md."),
+    roi: str | None = typer.Option(None, "--roi", help="Field of view: auto (the circular eyepiece field inside a dark vignette) or MASK.png (non-zero = inside); particles cut by it are excluded like border ones."),
     meta: Path | None = typer.Option(None, "--meta", help="Sample metadata TOML (sample, lot, operator, instrument, objective, notes) for summary.json and the report header."),
     spec: str = typer.Option("", "--spec", help="Specification checked per image and pooled, e.g. \"D50=400..450,CV<15\" (sizes in um; docs/exports.md)."),
     pdf: bool = typer.Option(False, "--pdf", help="Also write the report (as --report) and print it to OUT/report.pdf with headless Chromium."),
@@ -74,6 +75,7 @@ def command(
         exports=parse_exports(export),
         meta=tuple(read_meta(meta).items()) if meta else (),
         spec=spec,
+        roi=roi,
     )
     images = iter_image_files(list(inputs))
     if not images:

@@ -52,6 +52,7 @@ class AnalyzeSettings:
     exports: tuple[str, ...] = ()  # interchange files (srpsa.io.exports.EXPORTS); not part of the result
     meta: tuple[tuple[str, str], ...] = ()  # sample metadata (srpsa.io.meta), copied into summary.json
     spec: str = ""  # specification checked per image (srpsa.psd.spec), e.g. "D50=400..450,CV<15"
+    roi: str | None = None  # field of view: "auto" or a mask file (srpsa.inference.fov); cut particles -> edge
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -89,6 +90,11 @@ class AnalyzeSettings:
         from srpsa.psd.spec import parse_spec
 
         parse_spec(self.spec)  # a bad --spec fails before any work
+        from srpsa.inference.fov import check_roi_setting
+
+        check_roi_setting(self.roi)
+        if self.roi and self.roi != "auto":  # recorded absolute, so resume and workers find the same file
+            object.__setattr__(self, "roi", str(Path(self.roi).resolve()))
         if self.exclude_flagged and not self.shape:
             raise InputError("--exclude-flagged needs the shape flags; drop --no-shape")
         if not (isinstance(self.max_pixels, int) and self.max_pixels > 0):
@@ -191,6 +197,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
     from srpsa.io import read_image
     from srpsa.psd import count_warnings, select_for_statistics, size_statistics
     from srpsa.psd.particles import particle_table
+    from srpsa.inference.fov import apply_roi
     from srpsa.psd.shape import add_shape
     from srpsa.report.figures import plot_overlay, plot_psd
 
@@ -244,6 +251,8 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
 
     with timer("statistics"):
         table = particle_table(circles, scores, image.shape, pixel_size)
+        table, roi_info, roi_warnings = apply_roi(table, image, settings.roi)
+        warnings.extend(roi_warnings)
         used = select_for_statistics(table["edge"].to_numpy().astype(bool), include_edge=settings.include_edge)
         table, used, shape_info, shape_warnings = add_shape(table, image, used, pixel_size, enabled=settings.shape, exclude_flagged=settings.exclude_flagged)
         warnings.extend(shape_warnings)
@@ -287,6 +296,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
         "statistics": {"Q0": stats["number"], "Q3": stats["volume"]},
         "kde_method": stats["number"].get("kde_method"),
         "shape": shape_info,
+        "roi": roi_info,
         "models": {name: {"path": str(folder), "sha256": model_hashes[name]} for name, folder in model_dirs.items()},
         "settings": asdict(settings),
         "fingerprint": _fingerprint(settings, model_hashes),  # what resume compares (inference/resume.py)

@@ -32,6 +32,7 @@ FLAGS = {
     "refine": "--no-refine", "bootstrap": "--bootstrap", "seed": "--seed", "enhance_flow": "--flow",
     "backend": "--backend", "enhance_sr": "--sr",
     "shape": "--no-shape", "exclude_flagged": "--exclude-flagged", "meta": "--meta", "spec": "--spec",
+    "roi": "--roi",
 }
 
 
