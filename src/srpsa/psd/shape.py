@@ -20,8 +20,9 @@ particles of equal size are split where they touch, not merged.
 
 * ``occluded``: more than ``occluded_overlap`` of the disc lies under other circles, or the particle
   is cut by the image border (or the field of view);
-* ``low_contrast``: the window does not separate into two classes (Otsu's between-class share of the
-  variance below ``min_separability``; pure noise gives 2/pi = 0.64);
+* ``low_contrast``: inside (r < 0.7 r) and outside (1.15-1.5 r, own cell) differ by less than
+  ``min_contrast`` pooled standard deviations (d'; about 0 for noise, 3-10 for SEM powder whose
+  surface texture makes the whole window's histogram far from two-class);
 * ``agglomerate``: the segmented body is much larger than the circle, strongly concave, or reaches far
   beyond the circle (fused to a body the detector did not separate);
 * ``non_round``: circularity or aspect ratio out of the round band;
@@ -58,7 +59,7 @@ class ShapeConfig:
     min_diameter_px: float = 6.0
     smooth_sigma: float = 1.0  # px (of the crop as measured) before contouring the mask
     occluded_overlap: float = 0.1
-    min_separability: float = 0.75
+    min_contrast: float = 1.0  # d' between inside and outside
     agglomerate_area: float = 1.4  # body area / circle area above: agglomerate ...
     agglomerate_solidity: float = 0.85  # ... or solidity below ...
     agglomerate_reach: float = 1.35  # ... or the body reaches this far out (x r): fused to something
@@ -146,7 +147,12 @@ def measure_one(gray: np.ndarray, circle: np.ndarray, neigh: np.ndarray, cfg: Sh
     if not inner.any() or not outer.any():
         return {**nan, "flag": "low_contrast", "overlap": overlap}
     bright = crop[inner].mean() >= np.median(crop[outer])
-    t, separability = _otsu(crop[zone])
+    t, _ = _otsu(crop[zone])
+    vin, vout = crop[inner], crop[outer]
+    spread = float(np.sqrt(0.5 * (vin.var() + vout.var())))
+    diff = abs(float(vin.mean()) - float(vout.mean()))
+    separability = diff / spread if spread > 0 else (np.inf if diff > 0 else 0.0)  # d'
+
     fg = ((crop > t) if bright else (crop < t)) & zone
     labels, n = ndimage.label(fg, structure=np.ones((3, 3)))
     if n == 0:
@@ -189,7 +195,7 @@ def _flag(m: dict, edge: bool, cfg: ShapeConfig) -> str:
         return "occluded" if edge else "small"
     if edge or m["overlap"] > cfg.occluded_overlap:
         return "occluded"
-    if m["flag"] == "low_contrast" or m.get("separability", 1.0) < cfg.min_separability:
+    if m["flag"] == "low_contrast" or m.get("separability", np.inf) < cfg.min_contrast:
         return "low_contrast"
     if m["area_ratio"] > cfg.agglomerate_area or m["solidity"] < cfg.agglomerate_solidity or m["reach"] > cfg.agglomerate_reach:
         return "agglomerate"
