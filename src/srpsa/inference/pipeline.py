@@ -194,10 +194,10 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
 
     Returns the summary dict. Raises :class:`SrpsaError` for bad input or missing models.
     """
+    from srpsa.inference.fov import apply_roi
     from srpsa.io import read_image
     from srpsa.psd import count_warnings, select_for_statistics, size_statistics
     from srpsa.psd.particles import particle_table
-    from srpsa.inference.fov import apply_roi
     from srpsa.psd.shape import add_shape
     from srpsa.report.figures import plot_overlay, plot_psd
 
