@@ -103,3 +103,19 @@ def test_scale_bar_and_ids(tmp_path) -> None:
     diff = np.abs(plain.astype(int) - qc.astype(int)).sum(axis=2) > 0
     assert diff[90:112, 90:112].any() and diff[140:162, 240:262].any()  # ids at the centres
     assert diff[260:, 300:].any() and not diff[200:250, :60].any()  # bar bottom right, nothing elsewhere
+
+
+def test_psd_ci_whiskers(tmp_path) -> None:
+    import imageio.v3 as iio
+    import numpy as np
+
+    from srpsa.report.figures import plot_psd
+
+    d = np.random.default_rng(0).lognormal(2.0, 0.2, 300)
+    ci = {"number": {"d10": [6.0, 6.6], "d50": [7.0, 7.8], "d90": [8.8, 10.0]}, "volume": {"d50": [None, 9.0]}}
+    plot_psd(d, tmp_path / "a.png")
+    plot_psd(d, tmp_path / "b.png", ci=ci)
+    a, b = iio.imread(tmp_path / "a.png"), iio.imread(tmp_path / "b.png")
+    assert a.shape == b.shape and (a != b).any()
+    half = a.shape[1] // 2
+    assert (a[:, half:] == b[:, half:]).all()  # the Q3 CI with a missing bound is not drawn

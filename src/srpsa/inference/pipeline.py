@@ -277,7 +277,7 @@ def analyze_image(image_path: str | Path, out: str | Path, settings: AnalyzeSett
             table.to_csv(fh, index=False, float_format="%.4f")
         plot_overlay(loaded.rgb if loaded.rgb is not None else image, circles, out / "overlay.png", edge=table["edge"].to_numpy().astype(bool), scores=scores,
                      ids=table["id"].to_numpy(), pixel_size_um=pixel_size)
-        plot_psd(diam, out / "psd.png", unit=unit, title=image_path.name)
+        plot_psd(diam, out / "psd.png", unit=unit, title=image_path.name, ci={k: v.get("ci") for k, v in stats.items()})
         if settings.exports:
             from srpsa.io.exports import write_exports
 

@@ -48,7 +48,7 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> None:
         fig.savefig(tmp, dpi=DPI, format=fmt)
 
 
-def _psd_panel(ax, d: np.ndarray, weighting: str, unit: str) -> None:
+def _psd_panel(ax, d: np.ndarray, weighting: str, unit: str, ci: Mapping | None = None) -> None:
     """Histogram + KDE (left axis, density) and cumulative undersize (right axis, %) of one weighting."""
     name = "Q0 (number)" if weighting == "number" else "Q3 (volume)"
     ax.set_title(f"{name}-weighted")
@@ -81,6 +81,9 @@ def _psd_panel(ax, d: np.ndarray, weighting: str, unit: str) -> None:
         dq = float(weighted_percentile(d, q, weights=w))
         cum.plot([dq, dq], [0, q], color="C3", linestyle="--", linewidth=0.8)
         cum.annotate(f"D{q:.0f}", (dq, q), xytext=(3, 2), textcoords="offset points", fontsize=7, color="C3")
+        lo_hi = (ci or {}).get(f"d{q:.0f}")
+        if lo_hi and all(v is not None and np.isfinite(v) for v in lo_hi):  # 95 % bootstrap CI whisker
+            cum.errorbar([dq], [q], xerr=[[max(dq - lo_hi[0], 0.0)], [max(lo_hi[1] - dq, 0.0)]], fmt="none", ecolor="C3", capsize=3, linewidth=1)
     cum.set_ylim(0, 100)
     cum.set_ylabel("Cumulative undersize (%)")
 
@@ -96,18 +99,20 @@ def _psd_panel(ax, d: np.ndarray, weighting: str, unit: str) -> None:
 
 
 def plot_psd(
-    diameters: np.ndarray, path: str | os.PathLike[str], *, unit: str = "um", title: str | None = None
+    diameters: np.ndarray, path: str | os.PathLike[str], *, unit: str = "um", title: str | None = None,
+    ci: Mapping[str, Mapping] | None = None,
 ) -> None:
     """Write the particle size distribution figure: Q0 (left) and Q3 (right) panels.
 
     Each panel shows the histogram and the ISJ KDE (density, left axis) and the cumulative undersize
     curve with the D10/D50/D90 marks (percent, right axis). An empty sample gives labelled empty panels.
+    ``ci`` ({"number"|"volume": {"d10": (lo, hi), ...}}, as in summary.json) adds 95 % CI whiskers.
     """
     d = validate_diameters(diameters)
     fig = Figure(figsize=PSD_FIGSIZE, dpi=DPI)
     axes = fig.subplots(1, 2)
     for ax, weighting in zip(axes, ("number", "volume")):
-        _psd_panel(ax, d, weighting, unit)
+        _psd_panel(ax, d, weighting, unit, (ci or {}).get(weighting))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
