@@ -22,7 +22,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[dev,onnx,dask]"
+	$(BIN)/python -m pip install -q -e ".[dev,onnx,dask,review]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -39,7 +39,9 @@ test-slow: $(STAMP)
 # `make bench` regenerates every table of benchmarks/RESULTS.md that issue 5 asks for, in one command (about
 # 70 min on the project's 2-core CPU; run it on an otherwise idle machine, the speed table times whole
 # processes): the paper's Tables 1-6 and Fig. 9 on fresh simulator test sets beside the peers, the
-# full-pipeline configurations, the real images, and every method on a 4752x3168 image. YOLO rows need
+# full-pipeline configurations, the real images, every method on a 4752x3168 image, and the generalisation
+# benchmark (issue 13: render2 styles and the real sets; it alone takes hours on 2 cores, the paper chain most
+# of it; `benchmarks/generalisation.py --quick` is a 10-min sanity run). YOLO rows need
 # `make bench-yolo` and its weights (YOLO_WEIGHTS); ABLATION names extra translators for Tables 1/2.
 YOLO_WEIGHTS ?= runs/yolo/yolov5nu/run/weights/last.pt
 ABLATION ?=
@@ -49,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/full_configs.py --n 2 --write
 	$(BIN)/python benchmarks/real_images.py --write
 	$(BIN)/python benchmarks/speed_methods.py --repeats 3 --tune-budget 40 --write
+	$(BIN)/python benchmarks/generalisation.py --write
 
 clean-venv:
 	rm -rf $(VENV)

@@ -28,7 +28,7 @@ from speed import macs_per_pixel  # noqa: E402
 from srpsa.inference.backend import make_runner, module_hash  # noqa: E402
 from srpsa.inference.weights import DETECTOR_SEM, SUPERRES, TRANSLATOR, model_dir  # noqa: E402
 from srpsa.models.release import load_generator_release  # noqa: E402
-from srpsa.training.checkpoint import load_weights  # noqa: E402
+from srpsa.models.detector_release import load_weights  # noqa: E402
 
 
 def main() -> None:

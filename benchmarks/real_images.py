@@ -28,11 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from srpsa.evaluation import aggregate, evaluate_image
+import srpsa
+from srpsa.inference import defaults
 from srpsa.inference.detect import Detector
-from srpsa.inference.enhance import EnhanceConfig, Enhancer
 from srpsa.inference.full import FullPipeline
-from srpsa.inference.pipeline import AnalyzeSettings
-from srpsa.inference.weights import DETECTOR_OM, DETECTOR_SEM, SUPERRES, TRANSLATOR, model_dir
 from srpsa.io import read_image
 from srpsa.io.annotations import read_circle_sets
 from srpsa.psd import size_statistics
@@ -65,7 +64,7 @@ def ampis(data: Path, det_sem: Detector) -> dict:
     t0 = time.perf_counter()
     for name, gt in sets.items():
         img = read_image(data / "ampis_powder_sem" / "images" / name).data
-        pred, _ = det_sem.detect(img)
+        pred = det_sem.detect(img).circles
         evals.append(evaluate_image(gt, pred, image_shape=img.shape, ignore_border=True, name=name))
         gt_d.append(2 * interior(gt, img.shape)[:, 2])
         pr_d.append(2 * interior(pred, img.shape)[:, 2])
@@ -103,7 +102,7 @@ def beads(data: Path, pipe: FullPipeline, det_om: Detector, n_images: int, figur
         loaded = read_image(f)
         img = loaded.data
         circ_full, sem_like, plan = full_detect(pipe, img)
-        circ_om, _ = det_om.detect(img)
+        circ_om = det_om.detect(img).circles
         for label, c in (("full", circ_full), ("detect-only", circ_om)):
             ci = interior(c, img.shape)
             out[label].append({"image": f.name, **stats(2 * ci[:, 2] * BEADS_UM_PER_PX), "plan": plan if label == "full" else None})
@@ -168,13 +167,13 @@ def main() -> None:
     ap.add_argument("--beads", type=int, default=3)
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--weights", type=Path, default=None, help="weights root (default: the shipped weights)")
-    ap.add_argument("--sr", choices=("none", "model"), default=AnalyzeSettings().enhance_sr, help="the full pipeline's SR stage")
+    ap.add_argument("--sr", choices=("none", "model"), default=defaults.ENHANCE_SR, help="the full pipeline's SR stage")
     ap.add_argument("--json", type=Path, default=ROOT / "real_images.json")
     args = ap.parse_args()
     t0 = time.time()
-    det_sem, det_om = Detector.load(model_dir(DETECTOR_SEM, args.weights)), Detector.load(model_dir(DETECTOR_OM, args.weights))
-    enh = Enhancer.load(model_dir(TRANSLATOR, args.weights), model_dir(SUPERRES, args.weights), EnhanceConfig(sr_mode=args.sr))
-    pipe = FullPipeline(enh, det_sem, det_om)
+    # The models `srpsa analyze --pipeline full --sr SR --backend torch` runs (public API, loaded once).
+    pipe = srpsa.Analyzer(pipeline="full", weights=args.weights, backend="torch", enhance_sr=args.sr).full_pipeline
+    det_sem, det_om = pipe.sem_detector, pipe.om_detector
     res = {"ampis": ampis(args.data, det_sem)}
     print(json.dumps(res["ampis"]), flush=True)
     res["trackpy"] = trackpy(args.data, pipe, det_om, args.frames)

@@ -10,9 +10,10 @@ the 2x-larger paired SEM image, minutes of work for an image the benchmark throw
 
 What is measured, each backend in a fresh process (so peak memory and thread pools are its own):
 
-- *stages*: :func:`srpsa.inference.pipeline.analyze_image` itself runs (defaults of ``srpsa analyze
-  --pipeline detect-only``: automatic scales, refinement, 1000 bootstrap resamples, overlay + PSD plots);
-  its ``StageTimer`` is swapped for one that also labels a memory sampler, and the detector's methods are
+- *stages*: :meth:`srpsa.Analyzer.analyze` + :meth:`srpsa.Result.save`, what `srpsa analyze` runs per
+  image (defaults of ``srpsa analyze --pipeline detect-only``: automatic scales, refinement, 1000
+  bootstrap resamples, overlay + PSD plots); it is given a stage timer (``timer=``) that also labels a
+  memory sampler, and the methods of the analyzer's detector instance are
   wrapped to split *detect* into size estimate, per pyramid scale (resize + network + decode), merge/NMS,
   refinement. Model loading (incl. the ONNX Runtime session, export already cached) is timed apart.
   Peak RSS per stage: the largest resident set sampled every 10 ms while the stage ran (psutil), i.e.
@@ -173,7 +174,7 @@ def instrument(det: Any, sampler: RssSampler) -> dict[str, dict[str, float]]:
 
     per_scale: dict[str, dict[str, float]] = {}
     current: list[str] = []
-    runner, scale_fn, resolve, merge = det.runner, det._scale_detections, det.resolve_scales, det.merge
+    runner, scale_fn, resolve, merge = det.runner, det._scale_detections, det.plan_scales, det.merge
     refine = detect_mod.refine_circles
 
     def timed_runner(x: np.ndarray) -> np.ndarray:
@@ -204,7 +205,7 @@ def instrument(det: Any, sampler: RssSampler) -> dict[str, dict[str, float]]:
 
     det.runner = timed_runner
     det._scale_detections = timed_scale
-    det.resolve_scales = timed("size estimate", resolve)
+    det.plan_scales = timed("size estimate", resolve)
     det.merge = timed("merge/NMS", merge)
     detect_mod.refine_circles = timed("refine", refine)
     return per_scale
@@ -214,16 +215,13 @@ def instrument(det: Any, sampler: RssSampler) -> dict[str, dict[str, float]]:
 
 
 def worker(backend: str, image: Path, weights: Path, out: Path, diameter_range: tuple[float, float] | None) -> dict[str, Any]:
-    """Run analyze_image once with every stage timed; returns a JSON-able record."""
-    import dataclasses
-
-    import srpsa.inference.pipeline as pipeline
-    from srpsa.inference.detect import Detector
-    from srpsa.inference.weights import DETECTOR_OM
+    """Run Analyzer.analyze + Result.save once with every stage timed; returns a JSON-able record."""
+    import srpsa
+    from srpsa.inference.pipeline import StageTimer
 
     with RssSampler() as sampler:
 
-        class LabelledTimer(pipeline.StageTimer):
+        class LabelledTimer(StageTimer):
             def __call__(self, name: str) -> Any:
                 inner = super().__call__(name)
 
@@ -235,16 +233,15 @@ def worker(backend: str, image: Path, weights: Path, out: Path, diameter_range: 
                 return both()
 
         with sampler.stage("model load"):
-            det = Detector.load(weights / DETECTOR_OM, backend=backend)
+            analyzer = srpsa.Analyzer(pipeline="detect-only", weights=weights, backend=backend, diameter_range=diameter_range)
+        det = analyzer.detector
         per_scale = instrument(det, sampler)
-        pipeline.StageTimer = LabelledTimer
-        pipeline._load_detector = lambda *args, **kwargs: det  # whatever arguments the lead's version takes
-        fields = {f.name for f in dataclasses.fields(pipeline.AnalyzeSettings)}
-        extra = {"backend": backend} if "backend" in fields else {}
-        settings = pipeline.AnalyzeSettings(pipeline="detect-only", weights=str(weights), diameter_range=diameter_range, **extra)
         t0 = time.perf_counter()
-        summary = pipeline.analyze_image(image, out, settings)
+        result = analyzer.analyze(image, timer=LabelledTimer())
+        with sampler.stage("write"):
+            result.save(out)
         total = time.perf_counter() - t0
+        summary = result.summary
     mpp = macs_per_pixel(det.model)
     return {
         "backend": backend,
@@ -255,8 +252,8 @@ def worker(backend: str, image: Path, weights: Path, out: Path, diameter_range: 
         "per_scale": per_scale,
         "macs_per_px": mpp,
         "count": summary["count"],
-        "scales": det.last_info.get("scales"),
-        "last_info": {k: v for k, v in det.last_info.items() if k != "scales"},
+        "scales": summary["detect"].get("scales"),
+        "detect_info": {k: v for k, v in summary["detect"].items() if k != "scales"},
         "threads": _threads(),
     }
 
@@ -281,13 +278,10 @@ def run_worker(backend: str, image: Path, weights: Path, out: Path, diameter_ran
 
 _API_SCRIPT = """
 import json, sys
-import srpsa.inference.pipeline as p
-from srpsa.inference.detect import Detector
+import srpsa
 image, out, weights, backend, dr = sys.argv[1:6]
-det = Detector.load(weights + "/detector-om", backend=backend)
-p._load_detector = lambda *a, **k: det
 dr = json.loads(dr)
-p.analyze_image(image, out, p.AnalyzeSettings(pipeline="detect-only", weights=weights, diameter_range=tuple(dr) if dr else None))
+srpsa.Analyzer(pipeline="detect-only", weights=weights, backend=backend, diameter_range=tuple(dr) if dr else None).analyze(image).save(out)
 """
 
 

@@ -80,7 +80,7 @@ def timed(cmd: list[str]) -> tuple[float, int, str]:
 
 def network_costs(weights: Path) -> dict[str, float]:
     from srpsa.models.release import load_generator_release
-    from srpsa.training.checkpoint import load_weights
+    from srpsa.models.detector_release import load_weights
 
     det, _, _ = load_weights(weights / "detector-sem")
     tr, _ = load_generator_release(weights / "translate")

@@ -31,7 +31,8 @@ from pathlib import Path
 from srpsa.inference import weights as W
 from srpsa.inference.detect import Detector
 from srpsa.inference.enhance import EnhanceConfig, Enhancer
-from srpsa.inference.full import CALIBRATION_FILE, FullPipeline, SizingCalibration, fit_sizing_calibration
+from srpsa.inference.full import CALIBRATION_FILE, FullPipeline, SizingCalibration
+from srpsa.training.sizing_calibration import fit_sizing_calibration
 from srpsa.io.atomic import atomic_write_text
 from srpsa.synth import make_pair
 from srpsa.synth.config import load_synth_config

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from srpsa.inference.detect import Detector
-from srpsa.training.checkpoint import load_weights, save_weights
+from srpsa.models.detector_release import load_weights, save_weights
 from srpsa.training.detector_data import synth_sample
 from srpsa.training.detector_train import ValImage, calibrate_refinement, collect_candidates, evaluate
 

@@ -45,8 +45,8 @@ def onnx_files(folder: Path) -> list[Path]:
 
 
 def test_onnx_gives_the_torch_circles(weights, crop):
-    torch_c, torch_s = Detector.load(weights, backend="torch").detect(crop, scales=SCALES)
-    onnx_c, onnx_s = Detector.load(weights, backend="onnx").detect(crop, scales=SCALES)
+    torch_c, torch_s, _ = Detector.load(weights, backend="torch").detect(crop, scales=SCALES)
+    onnx_c, onnx_s, _ = Detector.load(weights, backend="onnx").detect(crop, scales=SCALES)
     assert len(torch_c) == len(onnx_c) > 20
     # Scores may tie to float32 precision, so the order can differ: compare each circle to its nearest.
     dist, idx = cKDTree(onnx_c[:, :2]).query(torch_c[:, :2])
@@ -73,8 +73,8 @@ def test_export_cache_reused_then_invalidated_by_new_weights(weights, crop):
     assert new != path and not path.exists() and not path.with_suffix(".json").exists()
     assert new.name == f"detector.{weights_hash(weights)[:16]}.onnx"
     # The new export computes the new weights: the same as torch with them.
-    ref_c, _ = Detector.load(weights, backend="torch").detect(crop, scales=[1.0])
-    got_c, _ = third.detect(crop, scales=[1.0])
+    ref_c, _, _ = Detector.load(weights, backend="torch").detect(crop, scales=[1.0])
+    got_c, _, _ = third.detect(crop, scales=[1.0])
     assert len(got_c) == len(ref_c)
 
 

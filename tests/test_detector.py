@@ -10,8 +10,9 @@ import torch
 
 from srpsa.errors import ConfigError
 from srpsa.inference.nms import circle_nms
-from srpsa.models.detector import T_POS, T_R, T_WNEG, T_X, SRPSADetector, decode_maps, detection_loss, encode_targets
-from srpsa.training.detector_config import LossConfig, ModelConfig, config_from_dict, config_to_dict, load_config
+from srpsa.losses.detection import detection_loss
+from srpsa.models.detector import T_POS, T_R, T_WNEG, T_X, SRPSADetector, decode_maps, encode_targets
+from srpsa.models.detector_config import LossConfig, ModelConfig, config_from_dict, config_to_dict, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "detector"
 TINY = ModelConfig(channels=(4, 4, 8, 8, 8))

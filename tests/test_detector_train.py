@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from srpsa.errors import InputError
 from srpsa.models.detector import T_POS, T_R, T_X, T_Y
-from srpsa.training.detector_config import config_from_dict
+from srpsa.models.detector_config import config_from_dict
 from srpsa.training.detector_data import CropDataset, Sample, build_cache, folder_pairs
 from srpsa.training.detector_train import train_detector
 

@@ -224,14 +224,14 @@ def test_sr_mode_none_outputs_the_translation(enhancer):
 class _ThresholdDetector:
     """Stands in for the OM detector: bright discs on black, sized by their area (exact on clean discs)."""
 
-    last_info: dict = {}
-
     def detect(self, image, refine=False):
         from skimage.measure import label, regionprops
 
+        from srpsa.inference.detect import Detection
+
         props = regionprops(label(image > 0.5))
         c = np.array([[p.centroid[1], p.centroid[0], np.sqrt(p.area / np.pi)] for p in props]).reshape(-1, 3)
-        return c, np.ones(len(c))
+        return Detection(c, np.ones(len(c)), {"scales": [1.0]})
 
 
 def _disc_image(shape, diameters, seed):
@@ -259,14 +259,16 @@ class _IndexDetector:
     the network finds them)."""
 
     def __init__(self, circles: np.ndarray, width: int) -> None:
-        self.circles, self.width, self.shapes, self.last_info = circles, width, [], {}
+        self.circles, self.width, self.shapes = circles, width, []
 
     def detect(self, image, refine=False):
         self.shapes.append(image.shape)
         y0, x0 = divmod(int(image[0, 0]), self.width)
         c = self.circles - [x0, y0, 0]
         inside = (c[:, 0] >= 0) & (c[:, 0] < image.shape[1]) & (c[:, 1] >= 0) & (c[:, 1] < image.shape[0])
-        return c[inside], np.ones(int(inside.sum()))
+        from srpsa.inference.detect import Detection
+
+        return Detection(c[inside], np.ones(int(inside.sum())), {"scales": [1.0]})
 
 
 def test_guide_on_large_image_samples_a_window_without_edge_bias():
@@ -334,11 +336,11 @@ class _ScaledDetector(_ThresholdDetector):
     """A detector that reads every particle ``factor`` times too small (the OM detector on bead photos)."""
 
     def __init__(self, factor: float = 1.0) -> None:
-        self.factor, self.last_info = factor, {}
+        self.factor = factor
 
     def detect(self, image, refine=False, diameter_range=None, extend=None):
-        c, s = super().detect(image, refine)
-        return c * [1.0, 1.0, self.factor], s
+        found = super().detect(image, refine)
+        return found._replace(circles=found.circles * [1.0, 1.0, self.factor])
 
 
 # a guide 2.2x too large is kept: the check only re-plans upward (a small SEM-side median is texture)
@@ -363,3 +365,23 @@ def test_full_pipeline_replans_when_the_sem_side_disagrees_with_the_om_guide(om_
     enh.calls.clear()
     pipe = FullPipeline(enh, _ScaledDetector(), _ScaledDetector(om_factor), guide=GuideConfig(verify=False))
     assert pipe.detect(img, refine=False).info["size_from"] == "om_detector" and len(enh.calls) == 1
+
+
+def test_cli_enhance_picks_the_scale_analyze_picks(tiny_weights, tmp_path, capsys):
+    """`srpsa enhance` runs the full pipeline's own size guide (OM detector + SEM-side check)."""
+    from srpsa.synth import make_pair, preset
+
+    cfg = preset("primary")
+    cfg = replace(cfg, height=96, width=128, fiducials=replace(cfg.fiducials, count=0))
+    src = tmp_path / "om.png"
+    iio.imwrite(src, np.clip(np.rint(make_pair(cfg, 1).om * 255), 0, 255).astype(np.uint8))
+    out = tmp_path / "e.png"
+    assert main(["enhance", str(src), "--out", str(out), "--weights", str(tiny_weights)]) == 0, capsys.readouterr().err
+    meta = json.loads((tmp_path / "e.png.json").read_text())
+    args = ["analyze", str(src), "--out", str(tmp_path / "a"), "--weights", str(tiny_weights), "--bootstrap", "0", "--sr", "model"]
+    assert main(args) == 0, capsys.readouterr().err
+    e = json.loads((tmp_path / "a" / "om" / "summary.json").read_text())["enhance"]
+    assert meta["size_from"] == e["size_from"]
+    assert meta["plan"]["output_scale"] == pytest.approx(e["output_scale"])
+    h, w = iio.imread(out).shape
+    assert abs(h - 96 * e["output_scale"]) <= 1 and abs(w - 128 * e["output_scale"]) <= 1

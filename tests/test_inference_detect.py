@@ -12,8 +12,8 @@ from srpsa.inference.detect import Detector
 from srpsa.inference.refine import apply_bias, calibrate_bias, refine_circles
 from srpsa.inference.scale import choose_scales, estimate_particle_diameter
 from srpsa.models.detector import SRPSADetector, encode_targets
-from srpsa.training.checkpoint import load_weights, save_weights
-from srpsa.training.detector_config import STRIDE, DetectorConfig, InferenceConfig, ModelConfig, RefineConfig
+from srpsa.models.detector_release import load_weights, save_weights
+from srpsa.models.detector_config import STRIDE, DetectorConfig, InferenceConfig, ModelConfig, RefineConfig
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -91,7 +91,7 @@ def test_detection_at_one_eighth_maps_back_to_full_resolution():
     shape = (250, 333)  # not multiples of 8: checks the exact per-axis resize factors
     circles = np.array([[101.3, 57.8, 30.0], [20.0, 200.5, 22.0], [300.2, 120.0, 40.0]])
     det = oracle_detector(circles, shape)
-    got, scores = det.detect(np.zeros(shape, np.float32), scales=[0.125], refine=False)
+    got, scores, _ = det.detect(np.zeros(shape, np.float32), scales=[0.125], refine=False)
     assert len(got) == 3 and np.all(scores == 1.0)
     got = got[np.argsort(got[:, 0])]
     want = circles[np.argsort(circles[:, 0])]
@@ -120,8 +120,8 @@ def test_pyramid_grows_when_detections_sit_below_the_band():
     cfg.inference.auto_scale = False  # start from the configured scale only
     cfg.inference.scales = (0.25,)  # r = 6 px -> 0.375 cells: far below the band
     det = oracle_detector(circles, shape, cfg)
-    got, _ = det.detect(np.zeros(shape, np.float32), refine=False)
-    assert det.last_info["scales"] == [1.0, 0.5, 0.25]
+    got, _, info = det.detect(np.zeros(shape, np.float32), refine=False)
+    assert info["scales"] == [1.0, 0.5, 0.25] and info["scales_added"] == [0.5, 1.0]
     np.testing.assert_allclose(np.sort(got[:, 2]), np.full(len(circles), 6.0), atol=1e-4)
 
 
@@ -138,16 +138,15 @@ def test_pyramid_extends_down_for_a_coarse_minority():
     cfg.inference.auto_scale = False
     cfg.inference.scales = (1.0,)
     det = oracle_detector(circles, shape, cfg)
-    got, _ = det.detect(np.zeros(shape, np.float32), refine=False)
-    assert det.last_info["scales"] == [1.0, 0.5]
+    got, _, info = det.detect(np.zeros(shape, np.float32), refine=False)
+    assert info["scales"] == [1.0, 0.5]
     assert len(got) == len(circles)
     np.testing.assert_allclose(np.sort(got[:, 2])[-3:], [30.0, 30.0, 30.0], atol=1e-3)
     # With the upward rule's threshold no scale is added (the oracle, unlike the trained head, does not
     # saturate at 5 cells, so only the pyramid is checked here).
     cfg.inference.extend_down_fraction = cfg.inference.extend_fraction
     det = oracle_detector(circles, shape, cfg)
-    det.detect(np.zeros(shape, np.float32), refine=False)
-    assert det.last_info["scales"] == [1.0]
+    assert det.detect(np.zeros(shape, np.float32), refine=False).info["scales"] == [1.0]
 
 
 def test_tiled_maps_equal_whole_image_maps():

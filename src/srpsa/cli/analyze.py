@@ -7,33 +7,50 @@ from pathlib import Path
 
 import typer
 
-from srpsa.errors import InputError
+from srpsa.errors import InputError, ParameterError
+from srpsa.inference import defaults as D
+
+#: Library parameter -> flag, so errors of AnalyzeSettings / srpsa.analyze name what the user typed.
+FLAGS = {
+    "modality": "--modality", "pipeline": "--pipeline", "pixel_size_um": "--pixel-size", "weights": "--weights",
+    "diameter_range": "--diameter-range", "diameter_unit": "--diameter-unit", "include_edge": "--include-edge",
+    "refine": "--no-refine", "bootstrap": "--bootstrap", "seed": "--seed", "enhance_flow": "--flow",
+    "backend": "--backend", "enhance_sr": "--sr", "max_pixels": "--max-pixels", "prune_weak": "--keep-weak",
+    "shape": "--no-shape", "exclude_flagged": "--exclude-flagged", "exports": "--export", "meta": "--meta",
+    "spec": "--spec", "roi": "--roi",
+}
+
+
+def as_flag_error(exc: ParameterError) -> InputError:
+    """The library's ``pixel_size_um must be > 0`` as the CLI's ``--pixel-size must be > 0``."""
+    return InputError(f"{FLAGS.get(exc.param, exc.param)} {exc.problem}")
 
 
 def command(
     inputs: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively for PNG, JPEG, BMP, TIFF)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: one sub-folder per image plus summary.csv and errors.csv."),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Pixel size in um/px; overrides any calibration in the files."),
-    modality: str = typer.Option("om", "--modality", help="om: optical microscope image; sem: SEM image (detector runs directly)."),
+    modality: str = typer.Option(D.MODALITY, "--modality", help="om: optical microscope image; sem: SEM image (detector runs directly)."),
     pipeline: str = typer.Option(
-        "full", "--pipeline", help="For OM input: full (OM -> translate to SEM-like -> SEM detector; F1 1.000 and mean size within 2 % on every simulator preset, docs/decisions.md) or detect-only (the OM-trained detector alone, faster on small images)."
+        D.PIPELINE, "--pipeline", help="For OM input: full (OM -> translate to SEM-like -> SEM detector; F1 1.000 and mean size within 2 % on every simulator preset, docs/decisions.md) or detect-only (the OM-trained detector alone, faster on small images)."
     ),
-    flow: str = typer.Option("adaptive", "--flow", help="Full pipeline: adaptive (GAN working scales follow the particle size) or paper (1024 -> 512 -> 128 -> 512)."),
-    sr: str = typer.Option("none", "--sr", help="Full pipeline: none (the detector reads the translation; 2-3x faster, same F1 and mean size on the simulator, docs/decisions.md) or model (ESRGAN stage in between, the paper's chain)."),
-    backend: str = typer.Option("auto", "--backend", help="Network engine: auto (onnx when onnxruntime is installed, else torch), torch, or onnx (ONNX Runtime, 1.5-2x faster on CPU; the export is cached next to the weights or in $SRPSA_CACHE_DIR)."),
+    flow: str = typer.Option(D.ENHANCE_FLOW, "--flow", help="Full pipeline: adaptive (GAN working scales follow the particle size) or paper (1024 -> 512 -> 128 -> 512)."),
+    sr: str = typer.Option(D.ENHANCE_SR, "--sr", help="Full pipeline: none (the detector reads the translation; 2-3x faster, same F1 and mean size on the simulator, docs/decisions.md) or model (ESRGAN stage in between, the paper's chain)."),
+    backend: str = typer.Option(D.BACKEND, "--backend", help="Network engine: auto (onnx when onnxruntime is installed, else torch), torch, or onnx (ONNX Runtime, 1.5-2x faster on CPU; the export is cached next to the weights or in $SRPSA_CACHE_DIR)."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights folder (default: $SRPSA_WEIGHTS_DIR or the shipped weights)."),
     diameter_range: tuple[float, float] | None = typer.Option(
         None, "--diameter-range", help="Expected particle diameters MIN MAX (skips the automatic size estimate)."
     ),
-    diameter_unit: str = typer.Option("px", "--diameter-unit", help="Unit of --diameter-range: px or um."),
-    include_edge: bool = typer.Option(False, "--include-edge", help="Keep particles cut by the image border in the statistics (ISO 13322-1 excludes them)."),
+    diameter_unit: str = typer.Option(D.DIAMETER_UNIT, "--diameter-unit", help="Unit of --diameter-range: px or um."),
+    include_edge: bool = typer.Option(D.INCLUDE_EDGE, "--include-edge", help="Keep particles cut by the image border in the statistics (ISO 13322-1 excludes them)."),
     no_refine: bool = typer.Option(False, "--no-refine", help="Skip the sub-pixel edge refinement of radii."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for 95 % confidence intervals (0: none)."),
+    keep_weak: bool = typer.Option(not D.PRUNE_WEAK, "--keep-weak", help="Keep circles without radial structure even when the self-check finds many (it drops them by default then, and marks the result doubtful)."),
+    bootstrap: int = typer.Option(D.BOOTSTRAP, "--bootstrap", min=0, help="Bootstrap resamples for 95 % confidence intervals (0: none)."),
     force: bool = typer.Option(False, "--force", help="Re-analyse images whose results already exist."),
     workers: int = typer.Option(0, "--workers", min=0, help="Local worker processes (0: one per CPU core, at most one per image)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler ADDRESS, or 'local' to start a LocalCluster."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the bootstrap."),
-    max_pixels: int = typer.Option(178_956_970, "--max-pixels", min=1, help="Refuse images that declare more pixels than this, before decoding (default: Pillow's limit, ~13400^2)."),
+    seed: int = typer.Option(D.SEED, "--seed", help="Seed for the bootstrap."),
+    max_pixels: int = typer.Option(D.MAX_PIXELS, "--max-pixels", min=1, help="Refuse images that declare more pixels than this, before decoding (default: Pillow's limit, ~13400^2)."),
     no_shape: bool = typer.Option(False, "--no-shape", help="Skip the shape descriptors (circularity, aspect ratio, solidity, Feret) and flags in particles.csv."),
     exclude_flagged: bool = typer.Option(False, "--exclude-flagged", help="Leave particles flagged non_round, agglomerate, occluded or low_contrast out of the statistics."),
     export: str = typer.Option("", "--export", help="Also write interchange files per image, comma-separated: imagej-roi (<stem>_rois.zip), labels (<stem>_labels.tif), geojson (<stem>.geojson, QuPath), imagej-csv (<stem>_results.csv); docs/exports.md."),
@@ -55,28 +72,32 @@ def command(
     from srpsa.io.exports import parse_exports
     from srpsa.io.meta import read_meta
 
-    settings = AnalyzeSettings(
-        modality=modality,
-        pipeline=pipeline,
-        pixel_size_um=pixel_size,
-        weights=str(weights) if weights else None,
-        diameter_range=diameter_range,
-        diameter_unit=diameter_unit,
-        include_edge=include_edge,
-        refine=not no_refine,
-        bootstrap=bootstrap,
-        seed=seed,
-        enhance_flow=flow,
-        enhance_sr=sr,
-        backend=backend,
-        max_pixels=max_pixels,
-        shape=not no_shape,
-        exclude_flagged=exclude_flagged,
-        exports=parse_exports(export),
-        meta=tuple(read_meta(meta).items()) if meta else (),
-        spec=spec,
-        roi=roi,
-    )
+    try:
+        settings = AnalyzeSettings(
+            modality=modality,
+            pipeline=pipeline,
+            pixel_size_um=pixel_size,
+            weights=str(weights) if weights else None,
+            diameter_range=diameter_range,
+            diameter_unit=diameter_unit,
+            include_edge=include_edge,
+            refine=not no_refine,
+            prune_weak=not keep_weak,
+            bootstrap=bootstrap,
+            seed=seed,
+            enhance_flow=flow,
+            enhance_sr=sr,
+            backend=backend,
+            max_pixels=max_pixels,
+            shape=not no_shape,
+            exclude_flagged=exclude_flagged,
+            exports=parse_exports(export),
+            meta=tuple(read_meta(meta).items()) if meta else (),
+            spec=spec,
+            roi=roi,
+        )
+    except ParameterError as exc:
+        raise as_flag_error(exc) from None
     images = iter_image_files(list(inputs))
     if not images:
         raise InputError(f"no supported images found in: {', '.join(map(str, inputs))}")

@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("analyze", "analyze"),
     ("evaluate", "evaluate"),
     ("report", "report"),
+    ("review", "review"),
     ("train", "train"),
 ]
 

@@ -85,20 +85,25 @@ def enhance_command(
     diameter: float | None = typer.Option(None, "--diameter", min=1.0, help="Typical particle diameter in input px (default: from the OM detector's detections)."),
 ) -> None:
     """OM -> translate -> super-resolve; writes the SEM-like image and OUT.json with the scales used."""
-    from srpsa.inference import weights as W
-    from srpsa.inference.detect import Detector
-    from srpsa.inference.guide import size_guide
     from srpsa.io.atomic import atomic_write_text
 
-    enh = _enhancer(weights, flow)
     om = _load(image).data
-    size_from = "diameter" if diameter else "estimate"
-    if diameter is None and flow == "adaptive":
-        # As `analyze --pipeline full`: the OM detector's median diameter sets the working scale.
-        guide = size_guide(Detector.load(W.model_dir(W.DETECTOR_OM, str(weights) if weights else None)), om)
-        if guide is not None:
-            diameter, size_from = guide[0], "om_detector"
-    result = enh.enhance(om, diameter_px=diameter)
+    if diameter is not None:
+        result, size_from = _enhancer(weights, flow).enhance(om, diameter_px=diameter), "diameter"
+    else:
+        # The size guide of `analyze --pipeline full` itself (OM detector, then the SEM-side check), so
+        # both commands pick the same working scale; only the SR stage is on here (the command's job).
+        from srpsa.errors import ParameterError
+        from srpsa.inference.analyzer import Analyzer
+
+        try:
+            pipe = Analyzer(pipeline="full", weights=weights, enhance_flow=flow, enhance_sr="model").full_pipeline
+        except ParameterError as exc:
+            from srpsa.cli.analyze import as_flag_error
+
+            raise as_flag_error(exc) from None
+        result, _, info = pipe.enhance_for(om)
+        size_from = info["size_from"]
     _write_gray16(out, result.image)
     meta = {"input": str(image), "output": str(out), "plan": result.plan.to_dict(), "flow": flow, "size_from": size_from,
             "note": "x_input = (x_output + 0.5) / output_scale - 0.5 (pixel centres at integer coordinates)"}

@@ -44,7 +44,7 @@ def detect(
     """Train the SR-PSA circle detector and export OUT/weights/detector.safetensors + detector.json."""
     import torch
 
-    from srpsa.training.detector_config import config_from_dict, load_config
+    from srpsa.models.detector_config import config_from_dict, load_config
     from srpsa.training.detector_train import train_detector
 
     if resume and config is None:

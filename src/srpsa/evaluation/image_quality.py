@@ -25,12 +25,13 @@ import cv2
 import numpy as np
 
 from srpsa.errors import InputError
+from srpsa.io.images import LUMA_WEIGHTS
 from srpsa.evaluation.embedder import RANDOM_CNN_MIN_INPUT, Embedder, EmbedderKind, make_embedder
 
 #: skimage's default SSIM window is 7 x 7; a smaller image has no full window.
 MIN_SSIM_SIDE = 7
 #: Gray conversion for colour arrays, the same BT.601 weights srpsa.io.read_image uses.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_LUMA = np.asarray(LUMA_WEIGHTS, dtype=np.float32)  # the weights of srpsa.io.to_gray
 #: Patches embedded per call, so crops are cut on demand instead of all held in memory at once.
 _EMBED_CHUNK = 256
 

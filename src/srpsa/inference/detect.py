@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -32,13 +32,27 @@ from srpsa.inference.nms import circle_nms, suppress_clusters
 from srpsa.inference.refine import refine_circles
 from srpsa.inference.scale import choose_scales, estimate_diameter_range
 from srpsa.inference.tiling import apply_tiled
+from srpsa.io.images import to_gray
 from srpsa.models.detector import SRPSADetector, decode_maps, image_stats, normalise_image
-from srpsa.training.detector_config import STRIDE, DetectorConfig
+from srpsa.models.detector_config import STRIDE, DetectorConfig
 
 log = logging.getLogger(__name__)
 
 # An automatic size estimate below this confidence is not trusted: the configured scales are used.
 MIN_ESTIMATE_CONFIDENCE = 0.2
+
+
+class Detection(NamedTuple):
+    """What :meth:`Detector.detect` returns: circles, scores and what was decided for this image.
+
+    ``info``: ``scales`` (the pyramid used), ``scales_from`` (argument / diameter_range / estimate /
+    config), ``scales_added`` (adaptive extension), the size estimate and ``refined_fraction`` when made.
+    Index or unpack it like a tuple: ``circles, scores, info = detector.detect(image)``.
+    """
+
+    circles: np.ndarray  # (N, 3) x, y, r in input pixels, by decreasing score
+    scores: np.ndarray  # (N,)
+    info: dict[str, Any]
 
 
 @dataclass
@@ -93,7 +107,6 @@ class Detector:
         th = thresholds or {}
         self.p_thresh = float(th.get("p_thresh", cfg.inference.p_thresh))
         self.nms_thresh = float(th.get("nms_thresh", cfg.inference.nms_thresh))
-        self.last_info: dict[str, Any] = {}  # what the last detect() decided (scales, size estimate)
         self.backend = backend
         self.runner: Runner = self._make_runner(backend, threads, Path(weights_dir) if weights_dir else None, weights_hash)
 
@@ -122,7 +135,7 @@ class Detector:
         that is read-only) and reuses the export while the weights are unchanged.
         """
         from srpsa.inference.weights import weights_hash
-        from srpsa.training.checkpoint import load_weights
+        from srpsa.models.detector_release import load_weights
 
         model, cfg, meta = load_weights(weights_dir)
         digest = weights_hash(Path(weights_dir)) if backend == "onnx" else None
@@ -137,26 +150,31 @@ class Detector:
         self, image: np.ndarray, scales: list[float] | tuple[float, ...] | None = None, diameter_range: tuple[float, float] | None = None
     ) -> list[float]:
         """The pyramid scales for ``image`` (see the module docstring for the precedence)."""
+        return self.plan_scales(image, scales, diameter_range)[0]
+
+    def plan_scales(
+        self, image: np.ndarray, scales: list[float] | tuple[float, ...] | None = None, diameter_range: tuple[float, float] | None = None
+    ) -> tuple[list[float], dict[str, Any]]:
+        """The pyramid scales for ``image`` and where they came from (:class:`Detection` ``info``)."""
         inf = self.cfg.inference
         if scales is not None:
             scales = [float(s) for s in scales]
             if not scales or any(not np.isfinite(s) or s <= 0 for s in scales):
                 raise InputError(f"scales must be positive numbers, got {scales}")
-            self.last_info = {"scales_from": "argument"}
-            return sorted(scales, reverse=True)
+            return sorted(scales, reverse=True), {"scales_from": "argument"}
         if diameter_range is not None:
             d_min, d_max = (float(v) for v in diameter_range)
-            self.last_info = {"scales_from": "diameter_range", "diameter_range": [d_min, d_max]}
-            return choose_scales(d_min, d_max, inf)
+            return choose_scales(d_min, d_max, inf), {"scales_from": "diameter_range", "diameter_range": [d_min, d_max]}
+        info: dict[str, Any] = {}
         if inf.auto_scale:
             (d_lo, d_hi), conf = estimate_diameter_range(image, inf.auto_range_factor)
-            self.last_info = {"estimated_diameter_range_px": [d_lo, d_hi], "estimate_confidence": conf}
+            info = {"estimated_diameter_range_px": [d_lo, d_hi], "estimate_confidence": conf}
             if np.isfinite(d_lo) and conf >= MIN_ESTIMATE_CONFIDENCE:
-                self.last_info["scales_from"] = "estimate"
-                return choose_scales(d_lo, d_hi, inf)
+                info["scales_from"] = "estimate"
+                return choose_scales(d_lo, d_hi, inf), info
             log.info("particle size estimate not confident (%.2f): using the configured scales %s", conf, inf.scales)
-        self.last_info.setdefault("scales_from", "config")
-        return sorted((float(s) for s in inf.scales), reverse=True)
+        info["scales_from"] = "config"
+        return sorted((float(s) for s in inf.scales), reverse=True), info
 
     # -- network ----------------------------------------------------------------------------------
     def predict_maps(self, image: np.ndarray, stats: tuple[float, float] | None = None) -> np.ndarray:
@@ -192,7 +210,7 @@ class Detector:
         ``cache`` (scale -> raw detections) lets a caller add scales without recomputing the others.
         """
         inf = self.cfg.inference
-        img = as_gray(image)
+        img = to_gray(image)
         cache = {} if cache is None else cache
         stats = None
         scales = sorted(scales, reverse=True)
@@ -231,7 +249,8 @@ class Detector:
         full = np.column_stack([(circ[:, 0] + 0.5) / sx - 0.5, (circ[:, 1] + 0.5) / sy - 0.5, circ[:, 2] / np.sqrt(sx * sy)])
         return full, score, circ[:, 2] / STRIDE
 
-    def _extend_pyramid(self, img: np.ndarray, cands: Candidates, p_thresh: float, cache: dict, max_rounds: int = 2) -> Candidates:
+    def _extend_pyramid(self, img: np.ndarray, cands: Candidates, p_thresh: float, cache: dict,
+                        max_rounds: int = 2) -> tuple[Candidates, list[float]]:
         """Add scales beyond the automatic ones while the detections say the sizes continue there.
 
         Upwards (expensive: ``step^2`` times the pixels): if at least ``inference.extend_fraction`` of
@@ -243,6 +262,7 @@ class Detector:
         """
         inf = self.cfg.inference
         lo, hi = inf.target_band
+        added: list[float] = []
         for _ in range(max_rounds):
             scales = sorted(cands.scales, reverse=True)
             conf = cands.scores > p_thresh
@@ -261,8 +281,8 @@ class Detector:
             if not extra:
                 break
             cands = self.candidates(img, scales + extra, cache)
-            self.last_info.setdefault("scales_added", []).extend(extra)
-        return cands
+            added.extend(extra)
+        return cands, added
 
     def merge(self, cands: Candidates, p_thresh: float | None = None, nms_thresh: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Threshold and merge candidates of all scales with circle NMS."""
@@ -283,13 +303,13 @@ class Detector:
         p_thresh: float | None = None,
         nms_thresh: float | None = None,
         extend: bool | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> Detection:
         """Detect circular particles.
 
         Parameters
         ----------
         image : np.ndarray
-            ``(H, W)`` gray (``(H, W, 3)`` is averaged to gray), any real dtype; float images are
+            ``(H, W)`` gray (``(H, W, 3)`` becomes luma, :func:`srpsa.io.to_gray`), any real dtype; float images are
             expected in [0, 1], integer images are scaled by their type's maximum.
         scales : sequence of float, optional
             Pyramid scales (1 = full resolution); overrides everything else.
@@ -307,38 +327,24 @@ class Detector:
 
         Returns
         -------
-        circles : np.ndarray, float64, (N, 3)
-            ``[x, y, r]`` in input-image pixels (x = column, y = row), by decreasing score.
-        scores : np.ndarray, float64, (N,)
+        Detection
+            ``circles`` float64 ``(N, 3)`` ``[x, y, r]`` in input-image pixels (x = column, y = row), by
+            decreasing score; ``scores`` float64 ``(N,)``; ``info`` what was decided (scales ...).
         """
-        img = as_gray(image)
-        use = self.resolve_scales(img, scales, diameter_range)
+        img = to_gray(image)
+        use, info = self.plan_scales(img, scales, diameter_range)
         cache: dict[float, tuple] = {}
         cands = self.candidates(img, use, cache)
         if extend is None:
-            extend = self.last_info.get("scales_from") in ("estimate", "config")
+            extend = info.get("scales_from") in ("estimate", "config")
         if extend and self.cfg.inference.adaptive_scales:
-            cands = self._extend_pyramid(img, cands, self.p_thresh if p_thresh is None else p_thresh, cache)
-        self.last_info["scales"] = list(cands.scales)
+            cands, added = self._extend_pyramid(img, cands, self.p_thresh if p_thresh is None else p_thresh, cache)
+            if added:
+                info["scales_added"] = added
+        info["scales"] = list(cands.scales)
         circles, scores = self.merge(cands, p_thresh, nms_thresh)
         if refine and self.cfg.refine.enabled and len(circles):
             circles, ok = refine_circles(img, circles, self.cfg.refine)
-            self.last_info["refined_fraction"] = float(ok.mean())
-        return circles, scores
+            info["refined_fraction"] = float(ok.mean())
+        return Detection(circles, scores, info)
 
-
-def as_gray(image: np.ndarray) -> np.ndarray:
-    """float32 ``(H, W)`` in [0, 1] from a gray/RGB float or integer array."""
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        arr = arr[..., :3].mean(axis=2) if arr.dtype.kind == "f" else arr[..., :3].astype(np.float32).mean(axis=2) / np.iinfo(arr.dtype).max
-    elif arr.ndim != 2:
-        raise InputError(f"image must be (H, W) gray or (H, W, 3) RGB, got shape {arr.shape}")
-    elif arr.dtype.kind in "ui":
-        arr = arr.astype(np.float32) / np.iinfo(arr.dtype).max
-    if arr.size == 0:
-        raise InputError("image is empty")
-    arr = np.asarray(arr, np.float32)
-    if not np.all(np.isfinite(arr)):
-        raise InputError("image contains NaN or infinite values")
-    return arr

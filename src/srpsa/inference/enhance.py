@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from srpsa.errors import InputError
-from srpsa.inference.detect import as_gray
+from srpsa.io.images import to_gray
 from srpsa.inference.tiling import apply_tiled
 
 FLOWS = ("adaptive", "paper")
@@ -202,7 +202,7 @@ class Enhancer:
             y = from_generator_range(self._translate(to_generator_range(_nchw(tiles), self._act)), self._act)
             return np.clip(y[:, 0] if tiles.ndim == 3 else y[0, 0], 0.0, 1.0)
 
-        return apply_tiled(as_gray(om), fn, tile=self.cfg.tile, overlap=self.cfg.overlap, batch_size=self.cfg.batch_size)
+        return apply_tiled(to_gray(om), fn, tile=self.cfg.tile, overlap=self.cfg.overlap, batch_size=self.cfg.batch_size)
 
     def super_resolve(self, image: np.ndarray) -> np.ndarray:
         """``sr_scale`` times larger image (gray float in [0, 1])."""
@@ -213,19 +213,19 @@ class Enhancer:
             y = self._superres(_nchw(tiles))
             return np.clip(y[:, 0] if tiles.ndim == 3 else y[0, 0], 0.0, 1.0)
 
-        return apply_tiled(as_gray(image), fn, tile=self.cfg.sr_tile, overlap=self.cfg.sr_overlap, scale=self.sr_scale, batch_size=self.cfg.batch_size)
+        return apply_tiled(to_gray(image), fn, tile=self.cfg.sr_tile, overlap=self.cfg.sr_overlap, scale=self.sr_scale, batch_size=self.cfg.batch_size)
 
     # -- the chain --------------------------------------------------------------------------------
     def plan(self, om: np.ndarray, diameter_px: float | None = None) -> EnhancePlan:
         if diameter_px is None and self.cfg.flow == "adaptive":
             from srpsa.inference.scale import estimate_particle_diameter
 
-            diameter_px, _ = estimate_particle_diameter(as_gray(om))
+            diameter_px, _ = estimate_particle_diameter(to_gray(om))
         return plan_scales(float("nan") if diameter_px is None else diameter_px, self.cfg, self.sr_scale)
 
     def enhance(self, om: np.ndarray, diameter_px: float | None = None, keep_translation: bool = False, timer=None) -> EnhanceResult:
         """OM -> SEM-like at ``plan.output_scale`` x the input grid (see the module docstring)."""
-        om = as_gray(om)
+        om = to_gray(om)
         plan = self.plan(om, diameter_px)
         ctx = timer if timer is not None else (lambda _name: contextlib.nullcontext())
         with ctx("translate"):

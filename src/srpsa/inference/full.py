@@ -34,10 +34,11 @@ from typing import Any
 import numpy as np
 
 from srpsa.errors import InputError
-from srpsa.inference.detect import Detector, as_gray
+from srpsa.inference.detect import Detector
 from srpsa.inference.enhance import Enhancer, output_scales, to_input_coordinates
-from srpsa.inference.guide import GuideConfig, guide_info, size_guide
+from srpsa.inference.guide import GuideConfig, guide_pass, size_guide
 from srpsa.inference.refine import refine_circles
+from srpsa.io.images import to_gray
 
 CALIBRATION_FILE = "full-pipeline.json"
 CALIBRATION_FORMAT = "srpsa-full-pipeline/1"
@@ -128,12 +129,12 @@ class FullPipeline:
             info["size_from"] = "diameter_range"
         else:
             with ctx("guide"):
-                guide = self.size_guide(om)
+                guide, pass_info = self.guide_pass(om)
             if guide is not None:
                 d_hint, d_range = guide
                 info["size_from"] = "om_detector"
                 info["guide_median_diameter_px"] = d_hint
-                info.update(guide_info(self.om_detector))
+                info.update(pass_info)
             else:
                 info["size_from"] = "estimate"
         result = self.enhancer.enhance(om, diameter_px=d_hint, timer=timer)
@@ -167,9 +168,13 @@ class FullPipeline:
 
     def size_guide(self, om: np.ndarray) -> tuple[float, tuple[float, float]] | None:
         """(median diameter, (d_min, d_max)) in OM px from the OM detector, or None when unusable."""
+        return self.guide_pass(om)[0]
+
+    def guide_pass(self, om: np.ndarray) -> tuple[tuple[float, tuple[float, float]] | None, dict]:
+        """:meth:`size_guide` and what its detector pass cost (:func:`srpsa.inference.guide.guide_pass`)."""
         if self.om_detector is None or not self.guide.enabled:
-            return None
-        return size_guide(self.om_detector, om, self.guide)
+            return None, {}
+        return guide_pass(self.om_detector, om, self.guide)
 
     def detect(
         self,
@@ -188,7 +193,7 @@ class FullPipeline:
         bias terms (for benchmarks of the calibration).
         """
         ctx = timer if timer is not None else (lambda _name: contextlib.nullcontext())
-        om = as_gray(om)
+        om = to_gray(om)
         result, sem_range, info = self.enhance_for(om, diameter_range, timer)
         scale = output_scales(om.shape, result.image.shape)
         det = self.sem_detector
@@ -198,68 +203,17 @@ class FullPipeline:
             # A user's --diameter-range is taken as given; the guide's range is a starting point (and
             # without either, the detector's own default applies: automatic scales may extend).
             extend = True if info["size_from"] in ("om_detector", "sem_check") else None
-            circles, scores = det.detect(result.image, diameter_range=sem_range, refine=False, extend=extend)
+            circles, scores, det_info = det.detect(result.image, diameter_range=sem_range, refine=False, extend=extend)
             if refine and det.cfg.refine.enabled and len(circles) and (return_uncalibrated or not use_cal):
                 uncal, _ = refine_circles(result.image, circles, det.cfg.refine)
             if use_cal and len(circles):
                 circles, _ = refine_circles(result.image, circles, replace(det.cfg.refine, **self.calibration.bias))
             elif uncal is not None:
                 circles = uncal
-        info["sem_scales"] = list(det.last_info.get("scales", []))
+        info["sem_scales"] = list(det_info.get("scales", []))
         info["sizing_calibration"] = bool(use_cal)
         return FullResult(
             to_input_coordinates(circles, scale), scores, info,
             image=result.image if return_image else None,
             uncalibrated=to_input_coordinates(uncal if uncal is not None else circles, scale) if return_uncalibrated else None,
         )
-
-
-def fit_sizing_calibration(pipeline: FullPipeline, images: list[tuple[np.ndarray, np.ndarray]], progress=None) -> tuple[dict[str, float], dict[str, Any]]:
-    """Fit the refinement bias terms on enhanced images of OM images with known circles.
-
-    Parameters
-    ----------
-    pipeline : FullPipeline
-        The models to calibrate (its own calibration is ignored).
-    images : list of (om, gt)
-        OM images (gray) and their ground-truth circles ``(N, 3)`` in OM pixels.
-
-    Returns
-    -------
-    bias : dict
-        ``bias_rel, bias_px, bias_inv, bias_sigma`` for :class:`RefineConfig`.
-    report : dict
-        Matched particles and the median radius error / bias with the detector's own calibration and
-        with the fitted one, on these images.
-    """
-    from srpsa.evaluation.matching import match_circles
-    from srpsa.inference.refine import apply_bias, calibrate_bias
-
-    det = pipeline.sem_detector
-    zero = replace(det.cfg.refine, **{k: 0.0 for k in BIAS_KEYS})
-    r_edge, r_true, sig = [], [], []
-    for i, (om, gt) in enumerate(images):
-        om = as_gray(om)
-        result, sem_range, _ = pipeline.enhance_for(om)
-        sx, sy = output_scales(om.shape, result.image.shape)
-        circles, _ = det.detect(result.image, diameter_range=sem_range, refine=False, extend=True)
-        ref, ok, sigma = refine_circles(result.image, circles, zero, return_sigma=True)
-        g = np.asarray(gt, np.float64).reshape(-1, 3)
-        g_out = np.column_stack([(g[:, 0] + 0.5) * sx - 0.5, (g[:, 1] + 0.5) * sy - 0.5, g[:, 2] * math.sqrt(sx * sy)])
-        m = match_circles(g_out, ref[ok])
-        r_edge.append(ref[ok][m.pred_idx, 2])
-        sig.append(sigma[ok][m.pred_idx])
-        r_true.append(g_out[m.gt_idx, 2])
-        if progress:
-            progress(i + 1, len(images))
-    r_edge, r_true, sig = np.concatenate(r_edge), np.concatenate(r_true), np.concatenate(sig)
-    if len(r_edge) < 20:
-        raise InputError(f"sizing calibration needs at least 20 matched particles, got {len(r_edge)}")
-    bias = calibrate_bias(r_edge, r_true, sigma=sig)
-
-    def summary(cfg) -> dict[str, float]:
-        rel = apply_bias(r_edge, cfg, sig) / r_true - 1.0
-        return {"median_abs_rel_error": float(np.median(np.abs(rel))), "median_rel_bias": float(np.median(rel)), "mean_rel_bias": float(np.mean(rel))}
-
-    report = {"particles": int(len(r_edge)), "images": len(images), "before": summary(det.cfg.refine), "after": summary(replace(det.cfg.refine, **bias))}
-    return {k: float(bias[k]) for k in BIAS_KEYS}, report

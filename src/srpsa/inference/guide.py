@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from srpsa.inference.detect import Detector
-from srpsa.psd.statistics import weighted_percentile
+from srpsa.psd.weighted import weighted_percentile
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,13 @@ def _guide_range(d: np.ndarray, weights: np.ndarray | None, cfg: GuideConfig) ->
 
 def size_guide(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = None) -> tuple[float, tuple[float, float]] | None:
     """(median diameter, (d_min, d_max)) in OM px from the OM detector's detections (no refinement), or
-    None when it finds fewer than ``cfg.min_guide_particles``.
+    None when it finds fewer than ``cfg.min_guide_particles``: :func:`guide_pass` without its info."""
+    return guide_pass(om_detector, om, cfg)[0]
+
+
+def guide_pass(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = None) -> tuple[tuple[float, tuple[float, float]] | None, dict]:
+    """The size guide (see :func:`size_guide`) and what its detector pass cost: ``{"guide_shape": [h, w],
+    "guide_scales": [...]}`` of the last pass (for speed accounting).
 
     Images above ``cfg.max_pixels`` are sampled through a centred window. Only particles wholly inside
     the window count, each weighted by ``1 / ((W - d) (H - d))``, the inverse of the area where its
@@ -84,11 +90,12 @@ def size_guide(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = 
     holds too few particles (large ones), the whole image is read, shrunk to ``max_pixels``.
     """
     cfg = cfg or GuideConfig()
+    info: dict = {}
 
     def detect(image: np.ndarray) -> np.ndarray:
-        circles, _ = om_detector.detect(image, refine=False)
-        om_detector.last_info["guide_shape"] = list(image.shape[:2])  # what this pass cost (guide_info)
-        return circles
+        found = om_detector.detect(image, refine=False)
+        info.update(guide_shape=list(image.shape[:2]), guide_scales=list(found.info.get("scales", [])))
+        return found.circles
 
     h, w = om.shape[:2]
     if cfg.max_pixels and h * w > cfg.max_pixels:
@@ -99,14 +106,14 @@ def size_guide(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = 
         inside = (x - r >= -0.5) & (y - r >= -0.5) & (x + r <= ww - 0.5) & (y + r <= wh - 0.5)
         d = 2.0 * r[inside]
         if len(d) >= cfg.min_guide_particles:
-            return _guide_range(d, 1.0 / np.maximum((ww - d) * (wh - d), 1.0), cfg)
+            return _guide_range(d, 1.0 / np.maximum((ww - d) * (wh - d), 1.0), cfg), info
         f = math.sqrt(cfg.max_pixels / (h * w))
         circles = detect(cv2.resize(om, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)) / f
     else:
         circles = detect(om)
     if len(circles) < cfg.min_guide_particles:
-        return None
-    return _guide_range(2.0 * circles[:, 2], None, cfg)
+        return None, info
+    return _guide_range(2.0 * circles[:, 2], None, cfg), info
 
 
 def guided_detect(detector: Detector, image: np.ndarray, cfg: GuideConfig | None = None, refine: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -116,16 +123,12 @@ def guided_detect(detector: Detector, image: np.ndarray, cfg: GuideConfig | None
     cfg = cfg or GuideConfig()
     h, w = image.shape[:2]
     large = cfg.enabled and cfg.max_pixels and h * w > cfg.max_pixels
-    guide = size_guide(detector, image, cfg) if large else None
+    guide, pass_info = guide_pass(detector, image, cfg) if large else (None, {})
     if guide is None:
-        circles, scores = detector.detect(image, refine=refine)
-        return circles, scores, {"size_from": "estimate"}
+        found = detector.detect(image, refine=refine)
+        return found.circles, found.scores, {"size_from": "estimate", "scales": list(found.info.get("scales", []))}
     med, d_range = guide
-    info = {"size_from": "guide", "guide_median_diameter_px": med, "guide_range_px": list(d_range), **guide_info(detector)}
-    circles, scores = detector.detect(image, diameter_range=d_range, refine=refine, extend=True)
-    return circles, scores, info
-
-
-def guide_info(detector: Detector) -> dict:
-    """What the guide's detector pass saw (for speed accounting: shape and pyramid scales)."""
-    return {"guide_shape": detector.last_info.get("guide_shape"), "guide_scales": list(detector.last_info.get("scales", []))}
+    info = {"size_from": "guide", "guide_median_diameter_px": med, "guide_range_px": list(d_range), **pass_info}
+    found = detector.detect(image, diameter_range=d_range, refine=refine, extend=True)
+    info["scales"] = list(found.info.get("scales", []))
+    return found.circles, found.scores, info

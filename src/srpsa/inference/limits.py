@@ -9,12 +9,12 @@ A range beyond them used to be clamped silently; now it is refused (wholly outsi
 
 from __future__ import annotations
 
-from srpsa.errors import InputError
+from srpsa.errors import ParameterError
 
 
 def detectable_diameters_px() -> tuple[float, float]:
     """Smallest and largest diameter (px of the input image) the default inference settings cover."""
-    from srpsa.training.detector_config import InferenceConfig
+    from srpsa.models.detector_config import InferenceConfig
 
     cfg = InferenceConfig()
     lo, hi = cfg.target_band
@@ -25,11 +25,11 @@ def check_diameter_range_px(d_min: float, d_max: float) -> list[str]:
     """Raise if ``[d_min, d_max]`` px lies wholly outside the detectable diameters; else warnings."""
     lo, hi = detectable_diameters_px()
     if d_max < lo or d_min > hi:
-        raise InputError(
-            f"--diameter-range {d_min:.4g}-{d_max:.4g} px is outside the detectable diameters "
-            f"{lo:.3g}-{hi:.4g} px (check --diameter-unit and --pixel-size)"
+        raise ParameterError(
+            "diameter_range", f"{d_min:.4g}-{d_max:.4g} px is outside the detectable diameters "
+            f"{lo:.3g}-{hi:.4g} px (check the diameter unit and the pixel size)"
         )
     if d_min < lo or d_max > hi:
-        return [f"--diameter-range {d_min:.4g}-{d_max:.4g} px reaches beyond the detectable diameters "
+        return [f"diameter range {d_min:.4g}-{d_max:.4g} px reaches beyond the detectable diameters "
                 f"{lo:.3g}-{hi:.4g} px; sizes outside them are not measured"]
     return []

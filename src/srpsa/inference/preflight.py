@@ -67,10 +67,10 @@ def _check_safetensors(name: str, path: Path) -> None:
 def check_models(settings: AnalyzeSettings) -> dict[str, str]:
     """Every model the settings need exists and is readable; returns name -> sha256 of its weights."""
     from srpsa.inference import weights as W
-    from srpsa.inference.pipeline import _models_for
+    from srpsa.inference.analyzer import models_for
 
     hashes = {}
-    for name in _models_for(settings):
+    for name in models_for(settings):
         try:
             folder = W.model_dir(name, settings.weights)
         except InputError as exc:

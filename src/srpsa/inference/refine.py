@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from srpsa.training.detector_config import RefineConfig
+from srpsa.models.detector_config import RefineConfig
 
 # cv2.remap needs map dimensions below 32767: rays of this many particles are sampled per call.
 _CHUNK = 256

@@ -31,7 +31,7 @@ from scipy import ndimage
 
 from srpsa.errors import InputError
 from srpsa.inference.refine import refine_circles
-from srpsa.training.detector_config import STRIDE, InferenceConfig, RefineConfig
+from srpsa.models.detector_config import STRIDE, InferenceConfig, RefineConfig
 
 _PER_OCTAVE = 4
 _MIN_SIGMA = 1.0  # px: diameters below ~3 px are not particles one can size

@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     # images
     "LUMA_WEIGHTS": "images",
     "LoadedImage": "images",
+    "load_array": "images",
+    "to_gray": "images",
     "read_image": "images",
     "read_image_shape": "images",
 }
@@ -78,4 +80,4 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
         unit_to_um,
     )
     from srpsa.io.files import SUPPORTED_SUFFIXES, check_file, is_image_file, iter_image_files
-    from srpsa.io.images import LUMA_WEIGHTS, LoadedImage, read_image, read_image_shape
+    from srpsa.io.images import LUMA_WEIGHTS, LoadedImage, load_array, read_image, read_image_shape, to_gray

@@ -386,6 +386,69 @@ def read_image(path: str | os.PathLike[str], *, pixel_size_um: float | None = No
                        warnings=warnings)
 
 
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """float32 ``(H, W)`` from a gray or colour array: the project's one gray conversion.
+
+    Colour ``(H, W, 3|4)`` becomes BT.601 luma (:data:`LUMA_WEIGHTS`, alpha dropped); integers are
+    divided by their type's maximum; floats are kept as they are (callers pass [0, 1] data). Already
+    gray float32 input is returned as is (no copy). Raises :class:`InputError` for another layout, no
+    pixels or NaN/infinite values.
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        arr = arr[..., :3]
+        if arr.dtype.kind in "ui":
+            arr = arr.astype(np.float32) / np.float32(np.iinfo(arr.dtype).max)
+        arr = arr.astype(np.float32, copy=False) @ np.asarray(LUMA_WEIGHTS, dtype=np.float32)
+    elif arr.ndim != 2:
+        raise InputError(f"image must be (H, W) gray or (H, W, 3) RGB, got shape {arr.shape}")
+    elif arr.dtype.kind in "ui":
+        arr = arr.astype(np.float32) / np.float32(np.iinfo(arr.dtype).max)
+    if arr.size == 0:
+        raise InputError("image is empty")
+    arr = np.asarray(arr, np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise InputError("image contains NaN or infinite values")
+    return arr
+
+
+def load_array(array: np.ndarray, *, pixel_size_um: float | None = None, name: str = "array") -> LoadedImage:
+    """An in-memory image (``(H, W)`` gray or ``(H, W, 3|4)`` colour; bool, integer or float samples)
+    normalised by the same rules as :func:`read_image`, so an array and the file it came from give the
+    same gray data. Integers are scaled by their type's maximum (no bit depth is stored in an array).
+
+    ``pixel_size_um`` (um/px) is the calibration; without it the result is uncalibrated (sizes in px,
+    with the same warning a file without calibration gets). ``name`` names the image in warnings.
+
+    Raises
+    ------
+    InputError
+        Not an array of that layout, no pixels, NaN/infinite values, or an invalid ``pixel_size_um``.
+    """
+    arr = np.asarray(array)
+    label = Path(name)
+    if arr.dtype.kind not in "buif":
+        raise InputError(f"image: unsupported sample type {arr.dtype} (expected integer or real values)")
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
+        raise InputError(f"image must be (H, W) gray or (H, W, 3) RGB, got shape {arr.shape}")
+    if pixel_size_um is not None:
+        pixel_size_um = check_pixel_size(pixel_size_um, "pixel_size_um")
+    warnings: list[str] = []
+    colour, alpha = (arr, None) if arr.ndim == 2 else (arr[..., :3], arr[..., 3] if arr.shape[-1] == 4 else None)
+    bits = 1 if arr.dtype.kind == "b" else arr.dtype.itemsize * 8
+    gray, rgb = _normalise(_Pixels(colour, alpha, None, bits), label, warnings)
+    note = low_contrast_warning(gray, bits, name)
+    if note:
+        warnings.append(note)
+    source = "override" if pixel_size_um is not None else "none"
+    if pixel_size_um is None:
+        warnings.append(missing_calibration_warning(label))
+    return LoadedImage(data=gray, rgb=rgb, path=label, shape=(int(gray.shape[0]), int(gray.shape[1])),
+                       bit_depth=bits, pixel_size_um=pixel_size_um, pixel_size_source=source, warnings=warnings)
+
+
 def read_image_shape(path: str | os.PathLike[str]) -> tuple[int, int]:
     """``(H, W)`` of an image file, read from its header without decoding the pixels.
 

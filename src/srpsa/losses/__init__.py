@@ -1,5 +1,6 @@
 """Losses of the paper's GANs: pixel (RMSE eq. 1, L1, L2), adversarial (vanilla/LSGAN/hinge, relativistic
-average) and perceptual (VGG-19), plus the generator objectives of eq. 2 (Pix2Pix) and eq. 3 (ESRGAN)."""
+average) and perceptual (VGG-19), plus the generator objectives of eq. 2 (Pix2Pix) and eq. 3 (ESRGAN); the detector's eq. 4-5 loss is
+:func:`srpsa.losses.detection.detection_loss`."""
 
 from srpsa.losses.gan import (
     GAN_MODES,

@@ -22,10 +22,10 @@ from scipy import ndimage
 from torch import nn
 
 from srpsa.models.layers import ConvNormAct
-from srpsa.training.detector_config import STRIDE, LossConfig, ModelConfig
+from srpsa.models.detector_config import STRIDE, ModelConfig
 
 if TYPE_CHECKING:
-    from srpsa.training.detector_config import DetectorConfig
+    from srpsa.models.detector_config import DetectorConfig
 
 # Channels of the target stack built by :func:`encode_targets`.
 T_P, T_X, T_Y, T_R, T_POS, T_WNEG = range(6)
@@ -245,46 +245,3 @@ def decode_maps(
     y = (ci + maps[2, ci, cj].astype(np.float64)) * STRIDE - 0.5
     r = np.maximum(maps[3, ci, cj].astype(np.float64), 1e-3) * max_radius * STRIDE
     return np.stack([x, y, r], axis=1).reshape(-1, 3), p[ci, cj].astype(np.float64)
-
-
-def detection_loss(pred: torch.Tensor, target: torch.Tensor, cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """Eq. 4-5: ``(x_err + y_err + r_err + p_err) / 4``.
-
-    ``x_err``, ``y_err``, ``r_err`` are mean squared errors over the cells holding a centre (the
-    paper's mask). ``p_err`` follows ``cfg.p_loss``:
-
-    - ``"balanced"``: ``lambda * mean_pos((p - 1)^2) + weighted_mean_neg(p^2)``, the negative cells
-      weighted by ``T_WNEG`` (soft near positives, 0 where ignored). Means are taken separately so the
-      balance does not drift with particle density;
-    - ``"paper_masked"``: ``lambda * mean_pos((p - 1)^2)``, eq. 4 read literally (never penalises a
-      false positive; kept only to show why it is not the default).
-
-    Parameters
-    ----------
-    pred : torch.Tensor, (B, 4, h, w)
-    target : torch.Tensor, (B, 6, h, w) from :func:`encode_targets`
-    cfg : LossConfig
-
-    Returns
-    -------
-    total : torch.Tensor (scalar)
-    parts : dict of float
-        ``x``, ``y``, ``r``, ``p`` terms (detached) for logging.
-    """
-    pos = target[:, T_POS]
-    n_pos = pos.sum().clamp(min=1.0)
-
-    def masked(i: int, t: int) -> torch.Tensor:
-        return ((pred[:, i] - target[:, t]) ** 2 * pos).sum() / n_pos
-
-    x_err, y_err, r_err = masked(1, T_X), masked(2, T_Y), masked(3, T_R)
-    p_pos = ((pred[:, 0] - 1.0) ** 2 * pos).sum() / n_pos
-    if cfg.p_loss == "balanced":
-        w_neg = target[:, T_WNEG] * (1.0 - pos)
-        p_neg = (pred[:, 0] ** 2 * w_neg).sum() / w_neg.sum().clamp(min=1.0)
-        p_err = cfg.lambda_p * p_pos + p_neg
-    else:
-        p_err = cfg.lambda_p * p_pos
-    total = (x_err + y_err + r_err + p_err) / 4.0
-    parts = {k: float(v.detach()) for k, v in (("x", x_err), ("y", y_err), ("r", r_err), ("p", p_err))}
-    return total, parts

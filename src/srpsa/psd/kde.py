@@ -15,6 +15,7 @@ import numpy as np
 from KDEpy import FFTKDE
 
 from srpsa.errors import InputError
+from srpsa.psd.weighted import weighted_percentile, weighted_std
 
 ISJ = "ISJ"
 # Quartile distance of a unit normal, used to turn an IQR into a standard deviation.
@@ -57,8 +58,6 @@ def silverman_bandwidth(diameters: np.ndarray, weights: np.ndarray | None = None
     (Silverman 1986, eq. 3.31). When the IQR is zero (more than half the values tied) the standard
     deviation alone is used.
     """
-    from srpsa.psd.statistics import weighted_percentile, weighted_std
-
     x, w = _as_samples(diameters, weights)
     s = weighted_std(x, w)
     q25, q75 = weighted_percentile(x, [25.0, 75.0], weights=w)

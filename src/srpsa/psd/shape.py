@@ -46,6 +46,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.measure import find_contours
 
+from srpsa.io.images import to_gray
+
 SHAPE_COLUMNS = ["circularity", "aspect_ratio", "solidity", "feret_min_px", "feret_max_px", "feret_min_um", "feret_max_um", "flag"]
 FLAGS = ("ok", "non_round", "agglomerate", "occluded", "low_contrast", "small")
 #: Flags that `--exclude-flagged` removes from the statistics (``small`` is unmeasured, not suspect).
@@ -204,14 +206,6 @@ def _flag(m: dict, edge: bool, cfg: ShapeConfig) -> str:
     return "ok"
 
 
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """Float32 gray of a 2-D or H x W x C image (channels averaged)."""
-    a = np.asarray(image)
-    if a.ndim == 3:
-        a = a[..., :3].mean(axis=2)
-    return a.astype(np.float32)
-
-
 def shape_table(image: np.ndarray, circles: np.ndarray, edge: np.ndarray | None = None, pixel_size_um: float | None = None,
                 cfg: ShapeConfig | None = None) -> pd.DataFrame:
     """The columns :data:`SHAPE_COLUMNS` for each circle (x, y, r in px), in the order given."""
@@ -219,7 +213,7 @@ def shape_table(image: np.ndarray, circles: np.ndarray, edge: np.ndarray | None 
     circles = np.asarray(circles, dtype=np.float64).reshape(-1, 3)
     n = len(circles)
     edge = np.zeros(n, bool) if edge is None else np.asarray(edge, bool).reshape(n)
-    gray = to_gray(image)
+    gray = to_gray(image)  # the project's one gray conversion (srpsa.io.to_gray; a no-op on gray float)
     rows = []
     if n:
         tree = cKDTree(circles[:, :2])

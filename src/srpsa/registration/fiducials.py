@@ -28,6 +28,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from srpsa.errors import RegistrationError
+from srpsa.io.images import to_gray
 from srpsa.registration.estimate import AffineResult, fit_affine
 
 __all__ = ["Fiducial", "detect_fiducials", "match_fiducials", "register_fiducials"]
@@ -90,9 +91,7 @@ def detect_fiducials(
     """
     if polarity not in ("dark", "bright"):
         raise ValueError(f"polarity must be 'dark' or 'bright', got {polarity!r}")
-    img = np.asarray(image, np.float32)
-    if img.ndim == 3:
-        img = img.mean(axis=2)
+    img = to_gray(np.asarray(image, np.float32))  # the project's one gray conversion (luma)
     if polarity == "dark":
         img = -img
     # Light smoothing so single noisy pixels do not split thin arms.

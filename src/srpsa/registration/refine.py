@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from srpsa.io.images import to_gray
 from srpsa.registration.estimate import AffineResult, transform_points
 from srpsa.registration.warp import warp_affine
 
@@ -130,8 +131,7 @@ def _with_metrics(outcome: RefineOutcome) -> RefineOutcome:
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image, np.float32)
-    return img.mean(axis=2) if img.ndim == 3 else img
+    return to_gray(np.asarray(image, np.float32))  # the project's one gray conversion (luma)
 
 
 def _gradient_magnitude(image: np.ndarray, sigma: float) -> np.ndarray:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from srpsa.errors import InputError
 from srpsa.psd import SizeStatistics, select_for_statistics, size_statistics
+from srpsa.report.stale import refresh_if_stale
 
 # (key in summary.json "statistics", weighting passed to srpsa.psd)
 TABLES: tuple[tuple[str, str], ...] = (("Q0", "number"), ("Q3", "volume"))
@@ -192,6 +193,7 @@ def read_image_result(folder: Path) -> ImageResult:
     summary = _read_json(folder / "summary.json")
     result = ImageResult(folder.name, folder, summary, None)
     result.diameters, result.notes = _image_diameters(folder, summary, result.pixel_size_um, result.include_edge)
+    refresh_if_stale(result)  # particles.csv edited by hand: per-image numbers from the table, with a note
     return result
 
 

@@ -31,8 +31,9 @@ from torch.utils.data import Dataset
 
 from srpsa.errors import ConfigError, InputError
 from srpsa.io.atomic import atomic_path, atomic_write_text
+from srpsa.io.images import to_gray as io_to_gray
 from srpsa.models.detector import encode_targets
-from srpsa.training.detector_config import STRIDE, DetectorConfig
+from srpsa.models.detector_config import STRIDE, DetectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 #: can be mixed with ``+`` (``styles+train``: even seeds from styles, odd from train).
 STYLES_SOURCE = "styles"
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # same weights as srpsa.io.read_image
 
 
 @dataclass
@@ -53,11 +53,8 @@ class Sample:
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """float32 (H, W) from gray or RGB(A) float data."""
-    arr = np.asarray(image, np.float32)
-    if arr.ndim == 3:
-        arr = arr[..., :3] @ _LUMA
-    return np.ascontiguousarray(arr, np.float32)
+    """float32 (H, W) from gray or RGB(A) float data (:func:`srpsa.io.to_gray`, contiguous)."""
+    return np.ascontiguousarray(io_to_gray(np.asarray(image, np.float32)))
 
 
 # -- sources -----------------------------------------------------------------------------------------
@@ -120,13 +117,16 @@ def folder_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
     """(image, annotation file) pairs in a user's folder.
 
     An image ``a.png`` is paired with ``a.csv`` / ``a.json`` (etc.) beside it; images without one use
-    the folder's single multi-image annotation file (VIA or COCO JSON) if there is exactly one.
+    the folder's single multi-image annotation file (VIA or COCO JSON) if there is exactly one. An
+    ``srpsa analyze`` output folder (``*/summary.json``) gives its reviewed images (:func:`reviewed_pairs`).
     """
     from srpsa.io import iter_image_files
 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--data: {folder} is not a folder")
+    if any(folder.glob("*/summary.json")):
+        return reviewed_pairs(folder)
     images = iter_image_files([folder])
     annots = [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in _ANNOTATION_SUFFIXES and p.is_file()]
     by_stem = {}
@@ -144,6 +144,37 @@ def folder_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
         pairs.append((img, ann))
     if not pairs:
         raise InputError(f"--data: no annotated images in {folder} (need <stem>.csv/.json beside each image, or one VIA/COCO file)")
+    return pairs
+
+
+def reviewed_pairs(folder: Path) -> list[tuple[Path, Path]]:
+    """(source image, particles.csv) of every image of an ``srpsa analyze`` folder checked in ``srpsa review``.
+
+    Only reviewed images (``review.json`` beside ``particles.csv``) are used: the others hold the
+    detector's own circles, and training on them would teach the detector its own mistakes.
+    """
+    import json
+
+    pairs, unreviewed = [], []
+    for summary_path in sorted(folder.glob("*/summary.json")):
+        result = summary_path.parent
+        if not (result / "review.json").is_file():
+            unreviewed.append(result.name)
+            continue
+        try:
+            image = Path(json.loads(summary_path.read_text(encoding="utf-8"))["image"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"--data: cannot read {summary_path}: {exc}") from exc
+        if not image.is_file():
+            log.warning("%s: source image %s is missing; skipped", result.name, image)
+            continue
+        pairs.append((image, result / "particles.csv"))
+    if unreviewed:
+        log.warning("--data: %d image(s) of the analysis folder are not reviewed and are left out: %s",
+                    len(unreviewed), ", ".join(unreviewed[:10]) + (" ..." if len(unreviewed) > 10 else ""))
+    if not pairs:
+        raise InputError(f"--data: {folder} is an analysis folder with no reviewed image; check and save images "
+                         f"with `srpsa review {folder}` first")
     return pairs
 
 

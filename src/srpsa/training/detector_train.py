@@ -38,12 +38,14 @@ from srpsa.evaluation.matching import match_circles
 from srpsa.inference.detect import Candidates, Detector
 from srpsa.inference.nms import circle_nms
 from srpsa.inference.refine import apply_bias, calibrate_bias, refine_circles
-from srpsa.io.atomic import atomic_write_text
-from srpsa.models.detector import SRPSADetector, detection_loss
 from srpsa.inference.weights import weights_hash
+from srpsa.io.atomic import atomic_write_text
 from srpsa.io.provenance import json_safe
-from srpsa.training.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint, save_weights
-from srpsa.training.detector_config import DetectorConfig, config_from_dict, config_to_dict
+from srpsa.losses.detection import detection_loss
+from srpsa.models.detector import SRPSADetector
+from srpsa.models.detector_config import DetectorConfig, config_from_dict, config_to_dict
+from srpsa.models.detector_release import load_weights, save_weights
+from srpsa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from srpsa.training.detector_data import CropDataset, EpochSampler, build_cache, folder_pairs, folder_source, load_cached, synth_source, worker_init
 
 log = logging.getLogger(__name__)
