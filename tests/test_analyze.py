@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from srpsa.cli import main
+from srpsa.psd.shape import FLAGS, SHAPE_COLUMNS
 from srpsa.synth import make_pair, preset
 
 SHAPE = (160, 192)
@@ -47,7 +48,8 @@ def test_outputs_and_columns(om_images, tmp_path, capsys):
         folder_out = out / path.stem
         assert {p.name for p in folder_out.iterdir()} == {"particles.csv", "summary.json", "overlay.png", "psd.png"}
         header = (folder_out / "particles.csv").read_text().splitlines()[0]
-        assert header == "id,x_px,y_px,r_px,d_um,score,edge"
+        assert header == "id,x_px,y_px,r_px,d_um,score,edge," + ",".join(SHAPE_COLUMNS)
+        assert set(pd.read_csv(folder_out / "particles.csv")["flag"]) <= set(FLAGS)
         table = pd.read_csv(folder_out / "particles.csv")
         assert len(table) > 0.5 * len(gt)  # the shipped detector finds most simulated particles
         np.testing.assert_allclose(table["d_um"], 2 * table["r_px"] * 0.4, rtol=1e-3)

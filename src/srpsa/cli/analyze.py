@@ -17,6 +17,8 @@ FLAGS = {
     "refine": "--no-refine", "bootstrap": "--bootstrap", "seed": "--seed", "enhance_flow": "--flow",
     "backend": "--backend", "enhance_sr": "--sr", "max_pixels": "--max-pixels", "prune_weak": "--keep-weak",
     "max_memory_gb": "--max-memory",
+    "shape": "--no-shape", "exclude_flagged": "--exclude-flagged", "exports": "--export", "meta": "--meta",
+    "spec": "--spec", "roi": "--roi",
 }
 
 
@@ -51,6 +53,13 @@ def command(
     seed: int = typer.Option(D.SEED, "--seed", help="Seed for the bootstrap."),
     max_pixels: int = typer.Option(D.MAX_PIXELS, "--max-pixels", min=1, help="Refuse images that declare more pixels than this, before decoding (default: Pillow's limit, ~13400^2)."),
     max_memory: float = typer.Option(D.MAX_MEMORY_GB, "--max-memory", help="Refuse, before decoding, an image whose estimated peak memory exceeds this many GB (it goes to errors.csv; the others run)."),
+    no_shape: bool = typer.Option(False, "--no-shape", help="Skip the shape descriptors (circularity, aspect ratio, solidity, Feret) and flags in particles.csv."),
+    exclude_flagged: bool = typer.Option(False, "--exclude-flagged", help="Leave particles flagged non_round, agglomerate, occluded or low_contrast out of the statistics."),
+    export: str = typer.Option("", "--export", help="Also write interchange files per image, comma-separated: imagej-roi (<stem>_rois.zip), labels (<stem>_labels.tif), geojson (<stem>.geojson, QuPath), imagej-csv (<stem>_results.csv); docs/exports.md."),
+    roi: str | None = typer.Option(None, "--roi", help="Field of view: auto (the circular eyepiece field inside a dark vignette) or MASK.png (non-zero = inside); particles cut by it are excluded like border ones."),
+    meta: Path | None = typer.Option(None, "--meta", help="Sample metadata TOML (sample, lot, operator, instrument, objective, notes) for summary.json and the report header."),
+    spec: str = typer.Option("", "--spec", help="Specification checked per image and pooled, e.g. \"D50=400..450,CV<15\" (sizes in um; docs/exports.md)."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also write the report (as --report) and print it to OUT/report.pdf with headless Chromium."),
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html, a self-contained report of the run (same as `srpsa report OUT`)."),
 ) -> None:
     """Detect particles, size them and write particles.csv, summary.json, overlay.png, psd.png per image.
@@ -62,6 +71,8 @@ def command(
     from srpsa.inference.batch import run_batch
     from srpsa.inference.pipeline import AnalyzeSettings
     from srpsa.io import iter_image_files
+    from srpsa.io.exports import parse_exports
+    from srpsa.io.meta import read_meta
 
     try:
         settings = AnalyzeSettings(
@@ -81,6 +92,12 @@ def command(
             backend=backend,
             max_pixels=max_pixels,
             max_memory_gb=max_memory,
+            shape=not no_shape,
+            exclude_flagged=exclude_flagged,
+            exports=parse_exports(export),
+            meta=tuple(read_meta(meta).items()) if meta else (),
+            spec=spec,
+            roi=roi,
         )
     except ParameterError as exc:
         raise as_flag_error(exc) from None
@@ -117,12 +134,16 @@ def command(
             raise typer.Exit(EXIT_TERMINATED) from None
 
     typer.echo(f"results: {out / 'summary.csv'}")
-    if report and len(result.failed) < len(images):
+    if (report or pdf) and len(result.failed) < len(images):
         from srpsa.errors import SrpsaError
         from srpsa.report.html import write_report
 
         try:
             typer.echo(f"report: {write_report(out)}")
+            if pdf:
+                from srpsa.report.pdf import print_pdf
+
+                typer.echo(f"report: {print_pdf(out / 'report.html')}")
         except SrpsaError as exc:  # the analysis itself succeeded: report the problem, keep its exit status
             typer.echo(f"srpsa: report not written: {exc}", err=True)
     if result.failed:

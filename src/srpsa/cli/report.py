@@ -10,6 +10,7 @@ import typer
 def command(
     folder: Path = typer.Argument(..., help="Output folder of `srpsa analyze` (the --out folder)."),
     title: str | None = typer.Option(None, "--title", help="Report title (default: 'Particle size analysis - FOLDER NAME')."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also print it to FOLDER/report.pdf with headless Chromium."),
 ) -> None:
     """Write FOLDER/report.html: statistics (pooled and per image), plots, overlays, calibration, warnings.
 
@@ -19,4 +20,9 @@ def command(
     # Imported here so `srpsa --help` does not pay for matplotlib/OpenCV.
     from srpsa.report.html import write_report
 
-    typer.echo(str(write_report(folder, title=title)))
+    path = write_report(folder, title=title)
+    typer.echo(str(path))
+    if pdf:
+        from srpsa.report.pdf import print_pdf
+
+        typer.echo(str(print_pdf(path)))

@@ -224,8 +224,10 @@ class Analyzer:
 
     def _run(self, loaded, settings: AnalyzeSettings, timer: StageTimer, t_start: float, label: str | None = None,
              cost=None) -> Result:
+        from srpsa.inference.fov import apply_roi
         from srpsa.psd import count_warnings, select_for_statistics, size_statistics
         from srpsa.psd.particles import particle_table
+        from srpsa.psd.shape import add_shape
 
         pixel_size, source = loaded.pixel_size_um, loaded.pixel_size_source
         warnings = list(loaded.warnings)  # includes the "uncalibrated: sizes in px" warning
@@ -268,7 +270,12 @@ class Analyzer:
 
         with timer("statistics"):
             table = particle_table(circles, scores, image.shape, pixel_size)
+            table, roi_info, roi_warnings = apply_roi(table, image, settings.roi)
+            warnings.extend(roi_warnings)
             used = select_for_statistics(table["edge"].to_numpy().astype(bool), include_edge=settings.include_edge)
+            table, used, shape_info, shape_warnings = add_shape(table, image, used, pixel_size, enabled=settings.shape,
+                                                                exclude_flagged=settings.exclude_flagged)
+            warnings.extend(shape_warnings)
             diam = (2.0 * table["r_px"].to_numpy() * (pixel_size or 1.0))[used]
             stats = {
                 weighting: size_statistics(
@@ -296,6 +303,8 @@ class Analyzer:
             "count_edge": n_edge,
             "statistics": {"Q0": stats["number"], "Q3": stats["volume"]},
             "kde_method": stats["number"].get("kde_method"),
+            "shape": shape_info,
+            "roi": roi_info,
             "models": {name: {"path": str(folder), "sha256": models.hashes[name]} for name, folder in models.dirs.items()},
             "settings": asdict(settings),
             "fingerprint": _fingerprint(settings, models.hashes),  # what resume compares (inference/resume.py)
@@ -307,8 +316,17 @@ class Analyzer:
             "quality": quality.to_dict(),
             "warnings": warnings,
         }
+        summary.update(_qc_fields(settings, summary))
         return Result(particles=table, statistics=Statistics(stats["number"], stats["volume"], unit), warnings=warnings, quality=quality,
                       summary=summary, circles=circles, scores=scores, image=image, rgb=loaded.rgb, diameters=diam)
+
+
+def _qc_fields(settings: AnalyzeSettings, summary: dict) -> dict:
+    """summary.json's ``meta`` and ``spec`` (pass/fail of this image) entries."""
+    from srpsa.psd.spec import evaluate_spec, parse_spec
+
+    spec = evaluate_spec(parse_spec(settings.spec), summary["statistics"], summary["unit"]) if settings.spec else None
+    return {"meta": dict(settings.meta), "spec": spec}
 
 
 def _fingerprint(settings: AnalyzeSettings, hashes: dict[str, str]) -> str:

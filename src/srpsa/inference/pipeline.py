@@ -44,6 +44,12 @@ class AnalyzeSettings:
     max_pixels: int = D.MAX_PIXELS
     # pre-flight memory limit in GB (inference/budget.py); does not change results, so resume ignores it
     max_memory_gb: float = D.MAX_MEMORY_GB
+    shape: bool = True  # shape descriptors and flags per particle (srpsa.psd.shape)
+    exclude_flagged: bool = False  # statistics leave out particles flagged by shape
+    exports: tuple[str, ...] = ()  # interchange files (srpsa.io.exports.EXPORTS); not part of the result
+    meta: tuple[tuple[str, str], ...] = ()  # sample metadata (srpsa.io.meta), copied into summary.json
+    spec: str = ""  # specification checked per image (srpsa.psd.spec), e.g. "D50=400..450,CV<15"
+    roi: str | None = None  # field of view: "auto" or a mask file (srpsa.inference.fov); cut particles -> edge
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -82,6 +88,20 @@ class AnalyzeSettings:
 
         if not valid_max_memory(self.max_memory_gb):
             raise ParameterError("max_memory_gb", f"must be a positive number of GB, got {self.max_memory_gb!r}")
+        from srpsa.io.exports import parse_exports
+
+        exports = self.exports if isinstance(self.exports, str) else ",".join(self.exports)
+        object.__setattr__(self, "exports", parse_exports(exports))
+        from srpsa.psd.spec import parse_spec
+
+        parse_spec(self.spec)  # a bad --spec fails before any work
+        from srpsa.inference.fov import check_roi_setting
+
+        check_roi_setting(self.roi)
+        if self.roi and self.roi != "auto":  # recorded absolute, so resume and workers find the same file
+            object.__setattr__(self, "roi", str(Path(self.roi).resolve()))
+        if self.exclude_flagged and not self.shape:
+            raise ParameterError("exclude_flagged", "needs the shape flags; drop --no-shape (shape=False)")
         if not (isinstance(self.max_pixels, int) and self.max_pixels > 0):
             raise ParameterError("max_pixels", f"must be a positive number of pixels, got {self.max_pixels}")
         if not (isinstance(self.bootstrap, int) and self.bootstrap >= 0):

@@ -50,7 +50,8 @@ class Result:
     Attributes
     ----------
     particles
-        One row a particle: ``id, x_px, y_px, r_px, d_um, score, edge`` (particles.csv).
+        One row a particle: ``id, x_px, y_px, r_px, d_um, score, edge`` and, unless ``shape=False``, the
+        shape descriptors and ``flag`` (srpsa.psd.shape.SHAPE_COLUMNS) (particles.csv).
     statistics
         :class:`Statistics` of the particles used (border-cut ones excluded unless ``include_edge``).
     warnings
@@ -80,9 +81,13 @@ class Result:
     def count(self) -> int:
         return int(len(self.particles))
 
-    def save(self, out: str | Path, *, title: str | None = None) -> Path:
+    def save(self, out: str | Path, *, title: str | None = None, exports: tuple[str, ...] | str | None = None) -> Path:
         """Write ``out/`` particles.csv, overlay.png, psd.png and summary.json (the CLI's per-image
-        files; each written to a temporary file and renamed; summary.json last). Returns ``out``."""
+        files; each written to a temporary file and renamed; summary.json last). Returns ``out``.
+
+        ``exports``: interchange files also written (srpsa.io.exports: imagej-roi, labels, geojson,
+        imagej-csv; named after ``out``); default: the settings' ``exports`` (``--export``)."""
+        from srpsa.io.exports import parse_exports, write_exports
         from srpsa.report.figures import plot_overlay, plot_psd
 
         t0 = time.perf_counter()
@@ -91,8 +96,16 @@ class Result:
         edge = self.particles["edge"].to_numpy().astype(bool)
         with atomic_open(out / "particles.csv", "w", newline="") as fh:
             self.particles.to_csv(fh, index=False, float_format="%.4f")
-        plot_overlay(self.rgb if self.rgb is not None else self.image, self.circles, out / "overlay.png", edge=edge, scores=self.scores)
-        plot_psd(self.diameters, out / "psd.png", unit=self.statistics.unit, title=title or Path(self.summary["image"]).name)
+        pixel_size = self.summary.get("pixel_size_um")
+        plot_overlay(self.rgb if self.rgb is not None else self.image, self.circles, out / "overlay.png", edge=edge, scores=self.scores,
+                     ids=self.particles["id"].to_numpy(), pixel_size_um=pixel_size)
+        plot_psd(self.diameters, out / "psd.png", unit=self.statistics.unit, title=title or Path(self.summary["image"]).name,
+                 ci={"number": self.statistics.q0.get("ci"), "volume": self.statistics.q3.get("ci")})
+        if exports is None:
+            exports = tuple((self.summary.get("settings") or {}).get("exports") or ())
+        exports = parse_exports(exports if isinstance(exports, str) else ",".join(exports))
+        if exports:
+            write_exports(out, out.name, self.particles, self.image.shape, pixel_size, exports)
         summary = dict(self.summary)
         seconds = dict(summary.get("seconds", {}))
         seconds["write"] = round(seconds.get("write", 0.0) + time.perf_counter() - t0, 4)

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from srpsa.inference.pipeline import AnalyzeSettings
 
 #: Settings that do not change a result: the weights *path* (their content is compared by hash) and the
-#: decoding size limit.
-IGNORED = frozenset({"weights", "max_pixels", "max_memory_gb"})
+#: decoding size and memory limits, the interchange exports.
+IGNORED = frozenset({"weights", "max_pixels", "max_memory_gb", "exports"})
 
 #: The CLI flag of each setting, for messages.
 FLAGS = {
@@ -31,6 +31,8 @@ FLAGS = {
     "diameter_range": "--diameter-range", "diameter_unit": "--diameter-unit", "include_edge": "--include-edge",
     "refine": "--no-refine", "bootstrap": "--bootstrap", "seed": "--seed", "enhance_flow": "--flow",
     "backend": "--backend", "enhance_sr": "--sr",
+    "shape": "--no-shape", "exclude_flagged": "--exclude-flagged", "meta": "--meta", "spec": "--spec",
+    "roi": "--roi",
 }
 
 

@@ -58,6 +58,10 @@ def _pooled_row(finished: dict[str, dict], out_root: Path) -> dict | None:
         n_all += len(table)
         if not summary["settings"].get("include_edge", False):
             table = table[table["edge"] == 0]
+        if summary["settings"].get("exclude_flagged") and "flag" in table:
+            from srpsa.psd.shape import EXCLUDED_FLAGS
+
+            table = table[~table["flag"].isin(EXCLUDED_FLAGS)]
         units.add(summary["unit"])
         scale = summary["pixel_size_um"] or 1.0
         diam.append(2.0 * table["r_px"].to_numpy() * scale)

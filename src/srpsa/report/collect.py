@@ -182,6 +182,10 @@ def _image_diameters(folder: Path, summary: dict, pixel_size_um: float | None, i
         used = select_for_statistics(edge.astype(int), include_edge=include_edge)
     except InputError as exc:
         return None, [f"particles.csv edge column: {exc}; image left out of the pooled sample"]
+    if (summary.get("settings") or {}).get("exclude_flagged") and "flag" in table:  # as the analysis did
+        from srpsa.psd.shape import EXCLUDED_FLAGS
+
+        used = used & ~table["flag"].isin(EXCLUDED_FLAGS).to_numpy()
     d = d[used]
     valid = np.isfinite(d) & (d > 0)
     notes = []

@@ -48,7 +48,7 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> None:
         fig.savefig(tmp, dpi=DPI, format=fmt)
 
 
-def _psd_panel(ax, d: np.ndarray, weighting: str, unit: str) -> None:
+def _psd_panel(ax, d: np.ndarray, weighting: str, unit: str, ci: Mapping | None = None) -> None:
     """Histogram + KDE (left axis, density) and cumulative undersize (right axis, %) of one weighting."""
     name = "Q0 (number)" if weighting == "number" else "Q3 (volume)"
     ax.set_title(f"{name}-weighted")
@@ -80,6 +80,10 @@ def _psd_panel(ax, d: np.ndarray, weighting: str, unit: str) -> None:
     for q in (10.0, 50.0, 90.0):
         dq = float(weighted_percentile(d, q, weights=w))
         cum.plot([dq, dq], [0, q], color="C3", linestyle="--", linewidth=0.8)
+        cum.annotate(f"D{q:.0f}", (dq, q), xytext=(3, 2), textcoords="offset points", fontsize=7, color="C3")
+        lo_hi = (ci or {}).get(f"d{q:.0f}")
+        if lo_hi and all(v is not None and np.isfinite(v) for v in lo_hi):  # 95 % bootstrap CI whisker
+            cum.errorbar([dq], [q], xerr=[[max(dq - lo_hi[0], 0.0)], [max(lo_hi[1] - dq, 0.0)]], fmt="none", ecolor="C3", capsize=3, linewidth=1)
     cum.set_ylim(0, 100)
     cum.set_ylabel("Cumulative undersize (%)")
 
@@ -95,18 +99,20 @@ def _psd_panel(ax, d: np.ndarray, weighting: str, unit: str) -> None:
 
 
 def plot_psd(
-    diameters: np.ndarray, path: str | os.PathLike[str], *, unit: str = "um", title: str | None = None
+    diameters: np.ndarray, path: str | os.PathLike[str], *, unit: str = "um", title: str | None = None,
+    ci: Mapping[str, Mapping] | None = None,
 ) -> None:
     """Write the particle size distribution figure: Q0 (left) and Q3 (right) panels.
 
     Each panel shows the histogram and the ISJ KDE (density, left axis) and the cumulative undersize
     curve with the D10/D50/D90 marks (percent, right axis). An empty sample gives labelled empty panels.
+    ``ci`` ({"number"|"volume": {"d10": (lo, hi), ...}}, as in summary.json) adds 95 % CI whiskers.
     """
     d = validate_diameters(diameters)
     fig = Figure(figsize=PSD_FIGSIZE, dpi=DPI)
     axes = fig.subplots(1, 2)
     for ax, weighting in zip(axes, ("number", "volume")):
-        _psd_panel(ax, d, weighting, unit)
+        _psd_panel(ax, d, weighting, unit, (ci or {}).get(weighting))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -185,6 +191,8 @@ def plot_overlay(
     edge: np.ndarray | None = None,
     scores: np.ndarray | None = None,
     max_size: int = 2048,
+    ids: np.ndarray | None = None,
+    pixel_size_um: float | None = None,
 ) -> None:
     """Write the image with the detected circles drawn on it (PNG or any format OpenCV writes).
 
@@ -201,6 +209,8 @@ def plot_overlay(
         confident) instead of plain green.
     max_size : int
         The image is downscaled (area averaging) so its long side is at most this many pixels.
+    ids, pixel_size_um : optional
+        Particle ids written at the circle centres, and a scale bar when calibrated (report/annotate.py).
     """
     if max_size < 16:
         raise InputError(f"max_size must be at least 16 pixels, got {max_size}")
@@ -237,6 +247,14 @@ def plot_overlay(
         for (cx, cy), r, colour, on_edge in zip(centres, radii, colours, edge_list):
             cv2.circle(canvas, (cx, cy), r, _EDGE_BGR if on_edge else colour, thickness, cv2.LINE_AA, _SHIFT)
 
+    if ids is not None and n:
+        from srpsa.report.annotate import draw_ids
+
+        draw_ids(canvas, (c[:, :2] + 0.5) * scale - 0.5, c[:, 2] * scale, np.asarray(ids).ravel())
+    if pixel_size_um and canvas.shape[1] >= 200:
+        from srpsa.report.annotate import draw_scale_bar
+
+        draw_scale_bar(canvas, pixel_size_um / scale)
     n_edge = int(is_edge.sum())
     if canvas.shape[1] >= 320:  # a legend on a thumbnail would hide the particles
         legend = f"{n} circles" + (f", {n_edge} on border (magenta)" if n_edge else "")

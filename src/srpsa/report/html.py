@@ -28,6 +28,7 @@ from srpsa import __version__
 from srpsa.io.atomic import atomic_write_text
 from srpsa.report.collect import AnalysisFolder, ImageResult, Pooled, load_analysis, short_list
 from srpsa.report.findings import Finding, collect_findings, merged_models, merged_settings
+from srpsa.report.qc import qc_sections
 from srpsa.report.template import page
 
 REPORT_NAME = "report.html"
@@ -470,6 +471,7 @@ def render_report(analysis: AnalysisFolder, *, title: str | None = None, generat
     body = "".join(
         [
             header_section(analysis, title, when),
+            qc_sections(analysis),
             overview_section(analysis, findings),
             pooled_section(analysis),
             images_section(analysis, findings),
