@@ -52,8 +52,8 @@ def pipeline_note(root: str | os.PathLike[str], modality: str, pipeline: str) ->
     adapted = manifest.get("adapted")
     uses_om = modality == "om" and pipeline == "detect-only"
     if adapted == "detector-om" and not uses_om:
-        return (f"weights {root}: its fine-tuned detector-om measures only with --modality om --pipeline detect-only; "
-                f"this analysis ({modality}, {pipeline}) reads the unchanged models")
+        return (f"weights {root}: its fine-tuned detector-om was chosen for --pipeline detect-only; this {modality} "
+                f"analysis ({pipeline}) measures with the unchanged detector-sem")
     if adapted == "detector-sem" and modality != "sem":
         return f"weights {root}: its fine-tuned detector-sem was adapted to SEM images (--modality sem); this OM analysis does not use it as such"
     return None
