@@ -51,7 +51,8 @@ def test_cli_writes_a_complete_weights_folder(tuned):
     assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST, W.DETECTOR_OM, W.DETECTOR_SEM, W.TRANSLATOR, W.SUPERRES])
     assert not list(out.parent.glob(f".{out.name}.tmp-*"))  # the temporary folder was renamed, nothing left
     manifest = json.loads((out / MANIFEST).read_text())
-    assert manifest["adapted"] == W.DETECTOR_OM and manifest["pipeline"] == "detect-only"
+    assert manifest["adapted"] == W.DETECTOR_OM
+    assert manifest["pipeline"] == ("detect-only" if manifest["kept"] == "finetuned" else None)
     assert len(manifest["data"]["holdout_images"]) == 1 and len(manifest["data"]["train_images"]) == 2
     assert manifest["training"]["steps"] == 4
 
@@ -81,18 +82,35 @@ def test_held_out_score_never_worse_than_the_start(tuned):
     assert selection_key(hold["after"]) >= selection_key(hold["before"])
 
 
-def test_analyze_uses_the_finetuned_detector(tuned, tmp_path):
+def test_analyze_uses_the_written_detector(tuned, tmp_path):
     data, out, _, _ = tuned
-    assert preferred_pipeline(out) == "detect-only"
-    res = tmp_path / "res"
-    assert main(["analyze", str(data / "img0.png"), "--out", str(res), "--weights", str(out), "--bootstrap", "0", "--backend", "torch"]) == 0
-    summary = json.loads((res / "img0" / "summary.json").read_text())
-    assert summary["settings"]["pipeline"] == "detect-only"
     manifest = json.loads((out / MANIFEST).read_text())
+    res = tmp_path / "res"
+    assert main(["analyze", str(data / "img0.png"), "--out", str(res), "--weights", str(out), "--bootstrap", "0",
+                 "--backend", "torch", "--pipeline", "detect-only"]) == 0
+    summary = json.loads((res / "img0" / "summary.json").read_text())
     assert summary["models"][W.DETECTOR_OM]["sha256"] == manifest["models"][W.DETECTOR_OM]["sha256"]
     assert summary["count"] >= 1
-    if manifest["kept"] == "finetuned":
-        assert pipeline_note(out, "om", "full") is not None and pipeline_note(out, "om", "detect-only") is None
+
+
+def test_an_om_finetune_analyses_in_detect_only_by_default(tmp_path):
+    """analyze --weights without --pipeline takes the manifest's pipeline; asking for full warns."""
+    from srpsa.cli.analyze import _pipeline_for_weights
+    from srpsa.training.finetune_output import write_weights_folder
+
+    def copy_detector(dest: Path) -> None:
+        import shutil
+
+        shutil.copytree(W.model_dir(W.DETECTOR_OM), dest, ignore=shutil.ignore_patterns(".*", "*.onnx"))
+
+    out = write_weights_folder(tmp_path / "model", W.weights_root(), W.DETECTOR_OM, copy_detector,
+                               {"adapted": W.DETECTOR_OM, "kept": "finetuned", "pipeline": "detect-only"})
+    assert preferred_pipeline(out) == "detect-only"
+    assert _pipeline_for_weights(None, "om", out) == "detect-only"
+    assert _pipeline_for_weights("full", "om", out) == "full"  # an explicit --pipeline wins
+    assert _pipeline_for_weights(None, "om", None) == "full"  # shipped weights: the default
+    assert _pipeline_for_weights(None, "sem", out) == "full"  # (unused for SEM input)
+    assert pipeline_note(out, "om", "full") is not None and pipeline_note(out, "om", "detect-only") is None
 
 
 def test_a_worse_finetune_writes_the_original(tmp_path):

@@ -55,6 +55,8 @@ def command(
     for w in result.warnings:
         typer.echo(f"srpsa: warning: {w}", err=True)
     use = f"srpsa analyze IMAGES --out RESULTS --weights {result.out}"
+    if result.kept == "original":
+        use += " (the same results as the shipped weights)"
     if result.adapted == "detector-sem":
         use += " --modality sem"
     typer.echo(f"weights: {result.out} ({result.adapted} {result.kept}; the other models copied, sha256 in finetune.json)")

@@ -120,18 +120,19 @@ def score(det: Detector, images: list[ValImage], *, refine: bool = True) -> dict
 
 
 def label_scales(train: list[Sample], cfg: DetectorConfig) -> DetectorConfig:
-    """``cfg`` with fixed pyramid scales that cover the labelled sizes (2nd-98th percentile of the
-    diameters, widened by LABEL_RANGE_FACTOR) instead of the automatic size estimate.
+    """``cfg`` with pyramid scales that cover the labelled sizes (2nd-98th percentile of the diameters,
+    widened by LABEL_RANGE_FACTOR) pinned: always run besides the automatic ones.
 
-    On a new microscope the estimate can be fooled (a halo or a dark core read as the particle, and the
-    image then upsampled until the true radius is beyond the head's range); the labels say what sizes
-    this microscope shows. The adaptive extension of the pyramid still applies, and ``--diameter-range``
-    still overrides these scales. Kept only when it scores better on the held-out images.
+    On a new microscope the size estimate can be fooled (a halo or a dark core read as the particle, and
+    the image then upsampled until the true radius is beyond the head's range); the labels say what
+    sizes this microscope shows. The estimate's scales stay (other images may hold other sizes), so do
+    the adaptive extension and ``--diameter-range``. Kept only when it scores better on the held-out
+    images.
     """
     d = 2.0 * np.concatenate([s.circles[:, 2] for s in train if len(s.circles)])
     lo, hi = float(np.percentile(d, 2)) / LABEL_RANGE_FACTOR, float(np.percentile(d, 98)) * LABEL_RANGE_FACTOR
     scales = tuple(float(v) for v in choose_scales(max(lo, 1.0), max(hi, 2.0), cfg.inference))
-    return dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, auto_scale=False, scales=scales))
+    return dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, pinned_scales=scales))
 
 
 def _keep_better(det: Detector, hold: list[ValImage], current: dict[str, float], new_cfg: DetectorConfig) -> dict[str, float]:
@@ -150,7 +151,7 @@ def _pick_thresholds_and_refinement(det: Detector, train: list[ValImage], hold: 
     held-out score improves, likewise the automatic scales (``auto_cfg``) instead of the labels' ones.
     Returns the held-out score of what is kept (``det`` is changed in place)."""
     current = _keep_better(det, hold, current, dataclasses.replace(det.cfg, inference=auto_cfg.inference))
-    cands = collect_candidates(det, train)
+    cands = collect_candidates(det, train)  # the network's candidates: shared by both tunings below
     base_thr = det.thresholds
     thr, _ = tune_thresholds(det, train, cands)
     det.p_thresh, det.nms_thresh = thr["p_thresh"], thr["nms_thresh"]
@@ -159,7 +160,7 @@ def _pick_thresholds_and_refinement(det: Detector, train: list[ValImage], hold: 
         current = m
     else:
         det.p_thresh, det.nms_thresh = base_thr["p_thresh"], base_thr["nms_thresh"]
-    choice, _ = calibrate_refinement(det, train, collect_candidates(det, train))
+    choice, _ = calibrate_refinement(det, train, cands)
     if choice:
         current = _keep_better(det, hold, current, dataclasses.replace(det.cfg, refine=dataclasses.replace(det.cfg.refine, **choice)))
     return current
@@ -220,7 +221,7 @@ def finetune(
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=tc.weight_decay)
     # Held-out scoring: at most EVAL_SHARE of the budget, at least MIN_EVALS times when that allows.
     eval_interval_s = max(eval_cost / EVAL_SHARE, budget_s / (MIN_EVALS + 1) if eval_every is None else 0.0)
-    reserve_s = 4.0 * eval_cost + 2.0  # final scoring, threshold and refinement tuning, writing
+    reserve_s = 5.0 * eval_cost + 5.0  # final scoring, threshold and refinement tuning, writing
     step, last_eval, last_eval_step, loss_avg = 0, time.monotonic(), 0, float("nan")
     while max_steps is None or step < max_steps:
         if time.monotonic() - t0 + reserve_s >= budget_s:
@@ -262,7 +263,8 @@ def finetune(
         after = _pick_thresholds_and_refinement(det, train_val, hold, best[2], cfg)
         kept = "finetuned"
     seconds = time.monotonic() - t0
-    pipeline = "detect-only" if modality == "om" else None
+    # An OM fine-tune measures in detect-only; a kept original names no pipeline (analyses stay as shipped).
+    pipeline = "detect-only" if modality == "om" and kept == "finetuned" else None
     manifest = {
         "adapted": adapted, "kept": kept, "modality": modality, "pipeline": pipeline,
         "base": {"root": str(base_root), "detector_sha256": W.weights_hash(base_dir)},
