@@ -160,3 +160,21 @@ def test_weights_folder_is_written_atomically(tmp_path):
     with pytest.raises(RuntimeError):
         write_weights_folder(tmp_path / "model", W.weights_root(), W.DETECTOR_OM, broken, {"kept": "finetuned"})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pinned_scales_join_the_automatic_ones():
+    from srpsa.inference.detect import _with_pinned
+    from srpsa.models.detector_config import DetectorConfig, InferenceConfig
+    from srpsa.training.detector_data import Sample
+    from srpsa.training.finetune import label_scales
+
+    inf = InferenceConfig(pinned_scales=(0.5, 0.26))
+    # 0.5 is new; 0.26 lies within half a pyramid step (factor sqrt 2) of 0.25, so it is not added twice
+    assert _with_pinned([1.0, 0.25], inf) == [1.0, 0.5, 0.25]
+    assert _with_pinned([1.0], InferenceConfig()) == [1.0]
+    circles = np.array([[50.0, 50.0, 20.0], [80.0, 80.0, 22.0]])
+    cfg = label_scales([Sample(np.zeros((128, 128), np.float32), circles)], DetectorConfig())
+    assert cfg.inference.auto_scale and cfg.inference.pinned_scales
+    # the pinned scales bring the labelled radii (20-22 px) into the head's band (cells of 4 px)
+    cells = [22.0 * s / 4 for s in cfg.inference.pinned_scales]
+    assert any(cfg.inference.valid_band[0] <= c <= cfg.inference.valid_band[1] for c in cells)
