@@ -104,12 +104,14 @@ def run_set(name: str, folder: Path, cases: list[Case], a: argparse.Namespace) -
     res: dict = {"modality": modality, "test_images": [c.path.name for c in cases]}
     methods = {"default": {}} | ({"detect-only": {"pipeline": "detect-only"}} if modality == "om" else {})
     for method, over in methods.items():
-        res[method], _ = score_cases(cases, method, **over)
+        res[method], recs = score_cases(cases, method, **over)
+        res[method]["per_image_f1"] = [r["f1"] for r in recs]
     model = a.work / name / "model"
     res["finetune"] = run_finetune(folder, model, a.minutes, modality)
     print(f"  fine-tune: {json.dumps({k: v for k, v in res['finetune'].items() if not k.startswith('holdout')}, default=float)}", flush=True)
     after = {"weights": str(model)} | ({"pipeline": res["finetune"]["pipeline"]} if res["finetune"]["pipeline"] else {})
-    res["finetuned"], _ = score_cases(cases, "finetuned", **after)
+    res["finetuned"], recs = score_cases(cases, "finetuned", **after)
+    res["finetuned"]["per_image_f1"] = [r["f1"] for r in recs]
     return res
 
 
@@ -124,7 +126,8 @@ def pool_folds(folds: list[dict]) -> dict:
         out[method] = {"images": sum(r["images"] for r in rs), "n_gt": n_gt, "n_pred": n_pred, "precision": p, "recall": rc,
                        "f1": 2 * p * rc / max(p + rc, 1e-12), "radius_bias_pct": float(np.nanmean([r["radius_bias_pct"] for r in rs])),
                        "radius_abs_err_pct": float(np.nanmean([r["radius_abs_err_pct"] for r in rs])),
-                       "seconds_per_image": float(np.mean([r["seconds_per_image"] for r in rs]))}
+                       "seconds_per_image": float(np.mean([r["seconds_per_image"] for r in rs])),
+                       "per_image_f1": sum((r.get("per_image_f1", []) for r in rs), [])}
     ft = [f["finetune"] for f in folds]
     out["finetune"] = {"wall_min": float(np.mean([f["wall_min"] for f in ft])), "cpu_min": float(np.mean([f["cpu_min"] for f in ft])),
                        "steps": int(np.mean([f["steps"] for f in ft])), "kept": "/".join(f["kept"] for f in ft)}
@@ -144,8 +147,8 @@ def render_md(results: dict, meta: dict) -> str:
              f"({meta['size']} px), polymer beads {meta['beads']}. P/R/F1 and radius numbers as in the generalisation "
              "table (one-to-one matching, border-cut ignored, beads inside their ROI). Goal (issue 15): recall >= 0.95, "
              "|r bias| <= 3 %, <= 10 CPU-min, F1 after > F1 before (the shipped default).\n",
-             "| set | method | images | P | R | F1 | median abs r err | r bias | fine-tune wall / CPU min | steps | goal |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| set | method | images | P | R | F1 | F1 per image | median abs r err | r bias | fine-tune wall / CPU min | steps | goal |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, res in results.items():
         ft = res["finetune"]
         for method in ("default", "detect-only", "finetuned"):
@@ -160,7 +163,8 @@ def render_md(results: dict, meta: dict) -> str:
                       ft["cpu_min"] <= 10.0, r["f1"] > res["default"]["f1"]]
                 goal = "met" if all(ok) else "not met: " + ", ".join(n for n, o in zip(("recall", "bias", "CPU", "F1"), ok) if not o)
             lines.append(f"| {name} | {method} | {r['images']} | {_f(r['precision'], '.3f')} | {_f(r['recall'], '.3f')} | "
-                         f"**{_f(r['f1'], '.3f')}** | {_f(r.get('radius_abs_err_pct'), '.1f')} % | {_f(r.get('radius_bias_pct'), '+.1f')} % | "
+                         f"**{_f(r['f1'], '.3f')}** | {' '.join(_f(v, '.2f') for v in r.get('per_image_f1', []))} | "
+                         f"{_f(r.get('radius_abs_err_pct'), '.1f')} % | {_f(r.get('radius_bias_pct'), '+.1f')} % | "
                          f"{cost} | {steps} | {goal} |")
     return "\n".join(lines) + "\n"
 
@@ -178,7 +182,17 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=ROOT / "fewshot.json")
     ap.add_argument("--merge", action="store_true", help="keep the other sets' results already in --json")
     ap.add_argument("--write", action="store_true", help="replace the few-shot section of benchmarks/RESULTS.md")
+    ap.add_argument("--render-only", action="store_true", help="only (re)write the table from --json")
     a = ap.parse_args()
+    if a.render_only:
+        saved = json.loads(a.json.read_text())
+        md = render_md(saved["results"], saved["meta"])
+        print(md)
+        if a.write:
+            from results_md import replace_section
+
+            replace_section("fewshot", md)
+        return
     t_start = time.time()
     old = json.loads(a.json.read_text()) if a.merge and a.json.exists() else {"results": {}}
     results = {k: v for k, v in old["results"].items()

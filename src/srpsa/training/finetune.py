@@ -221,10 +221,13 @@ def finetune(
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=tc.weight_decay)
     # Held-out scoring: at most EVAL_SHARE of the budget, at least MIN_EVALS times when that allows.
     eval_interval_s = max(eval_cost / EVAL_SHARE, budget_s / (MIN_EVALS + 1) if eval_every is None else 0.0)
-    reserve_s = 5.0 * eval_cost + 5.0  # final scoring, threshold and refinement tuning, writing
+    def reserve() -> float:
+        """Time kept for the end: a last scoring, 3 for the kept settings, candidates on the training images."""
+        return eval_cost * (4.0 + len(train_val) / len(hold)) + 5.0
+
     step, last_eval, last_eval_step, loss_avg = 0, time.monotonic(), 0, float("nan")
     while max_steps is None or step < max_steps:
-        if time.monotonic() - t0 + reserve_s >= budget_s:
+        if time.monotonic() - t0 + reserve() >= budget_s:
             break
         xs, ts = zip(*(dataset.sample(step * tc.batch_size + i) for i in range(tc.batch_size)))
         x, t = torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ts))
@@ -238,9 +241,11 @@ def finetune(
         due = (step % eval_every == 0) if eval_every else (time.monotonic() - last_eval >= eval_interval_s)
         if due or (max_steps is not None and step == max_steps):
             model.eval()
+            t_eval = time.monotonic()
             m = score(det, hold)
             model.train()
             last_eval, last_eval_step = time.monotonic(), step
+            eval_cost = max(eval_cost, last_eval - t_eval)  # the pinned scales may cost more than the start's
             if selection_key(m) > best[0]:
                 best = (selection_key(m), copy.deepcopy(model.state_dict()), m)
             log.info("step %d: loss %.4f, held-out F1 %.3f, radius error %.3f", step, loss_avg, m["f1"], m["radius_err"])
