@@ -40,6 +40,24 @@ log = logging.getLogger(__name__)
 
 # An automatic size estimate below this confidence is not trusted: the configured scales are used.
 MIN_ESTIMATE_CONFIDENCE = 0.2
+# The network's input spread is the 0.5-99.5 percentile range (models.detector.image_stats). When the
+# particles cover less than 0.5 % of the pixels (sparse small disks: ISO TR 19672 frames of 7-15 px hold
+# 0.1-0.4 % dark pixels), that range is the background's alone, often exactly 0, and the particles reach
+# the network at -1000 spreads: every training image had its particles inside the range. Below this
+# share of the 0.01-99.99 percentile range the wider range is used instead (issue 13).
+MIN_SPREAD_SHARE = 0.2
+
+
+def robust_stats(image: np.ndarray) -> tuple[float, float]:
+    """:func:`srpsa.models.detector.image_stats`, with the spread widened to the 0.01-99.99 percentile
+    range when the particles are too rare to reach the 0.5-99.5 one (``MIN_SPREAD_SHARE``)."""
+    centre, spread = image_stats(image)
+    flat = np.asarray(image, dtype=np.float32).ravel()
+    if flat.size > 4_000_000:  # enough pixels for a 0.01 % tail, at bounded cost
+        flat = flat[:: flat.size // 4_000_000 + 1]
+    lo, hi = np.percentile(flat, [0.01, 99.99])
+    wide = float(hi - lo)
+    return (centre, wide) if spread < MIN_SPREAD_SHARE * wide else (centre, spread)
 
 
 class Detection(NamedTuple):
@@ -183,7 +201,7 @@ class Detector:
         ``stats`` are the normalisation statistics (default: of ``image`` itself).
         """
         inf = self.cfg.inference
-        norm = normalise_image(image, stats)
+        norm = normalise_image(image, stats if stats is not None else robust_stats(image))
         h, w = norm.shape
         ph, pw = -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
         if (ph, pw) != (h, w):  # pad to whole cells so no centre near the far border is lost
@@ -217,7 +235,7 @@ class Detector:
         all_c, all_s, all_i = [], [], []
         for k, s in enumerate(scales):
             if s not in cache:
-                stats = stats or image_stats(img)
+                stats = stats or robust_stats(img)
                 cache[s] = self._scale_detections(img, s, stats)
             full, score, r_cells = cache[s]
             lo, hi = inf.valid_band
@@ -345,6 +363,38 @@ class Detector:
         circles, scores = self.merge(cands, p_thresh, nms_thresh)
         if refine and self.cfg.refine.enabled and len(circles):
             circles, ok = refine_circles(img, circles, self.cfg.refine)
+            circles, ok, n_retry = rerefine_failed(img, circles, ok, self.cfg.refine)
             info["refined_fraction"] = float(ok.mean())
+            if n_retry:
+                info["rerefined"] = n_retry
         return Detection(circles, scores, info)
+
+
+# Fewer refined circles than this: no typical radius to restart the others from.
+MIN_REFINED_FOR_RETRY = 5
+
+
+def rerefine_failed(img: np.ndarray, circles: np.ndarray, ok: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, int]:
+    """Refine the circles whose refinement failed again, starting from the image's typical refined radius.
+
+    The refinement searches edges within ``cfg.window`` of the network's radius. Out of its training
+    domain the network can put a centre right and the radius far off (ideal binary ISO TR 19672 disks of
+    10 px: half of the radii at 0.5x or near 0, issue 13), and the edge then lies outside the window:
+    the circle keeps the network's radius. The other particles of the same image say where to look: the
+    median radius of the circles that did refine. Those that refine from it take the edge found; the rest
+    keep what they had. Returns circles, the refined mask and how many were recovered.
+    """
+    fail = ~ok
+    if ok.sum() < MIN_REFINED_FOR_RETRY or not fail.any():
+        return circles, ok, 0
+    start = circles[fail].copy()
+    start[:, 2] = float(np.median(circles[ok, 2]))
+    again, ok2 = refine_circles(img, start, cfg)
+    if not ok2.any():
+        return circles, ok, 0
+    circles, ok = circles.copy(), ok.copy()
+    idx = np.flatnonzero(fail)[ok2]
+    circles[idx] = again[ok2]
+    ok[idx] = True
+    return circles, ok, int(ok2.sum())
 
