@@ -111,3 +111,18 @@ def test_rerefine_failed_recovers_radii_from_the_typical_one():
     # too few refined circles: nothing to restart from, nothing changes
     same, ok3, n3 = rerefine_failed(img, refined[:6], ok[:6], cfg)
     assert n3 == 0 and np.array_equal(same, refined[:6])
+
+
+def test_self_check_removes_blank_circles_even_when_few():
+    from srpsa.inference.quality import self_check
+
+    img = disks(dark=True, noise=0.0)  # a perfectly flat ground, as the ideal ISO TR 19672 frames
+    on = np.array([(cx, cy, 12.0) for cx, cy in CENTRES])
+    blank = np.array([[70.0, 70.0, 5.0], [130.0, 190.0, 5.0]])  # 2 of 18: far below the weak share rule
+    keep, q = self_check(img, np.vstack([on, blank]))
+    assert keep[:16].all() and not keep[16:].any()
+    assert q.status == "ok" and q.metrics["removed_blank"] == 2
+    keep_all, _ = self_check(img, np.vstack([on, blank]), prune=False)  # --keep-weak keeps everything
+    assert keep_all.all()
+    noisy = disks(dark=True, noise=0.02)  # real images are never blank: nothing removed
+    assert self_check(noisy, np.vstack([on, blank]))[0].all()
