@@ -17,6 +17,8 @@ whatever its optics (polarity, rims, halos, bright centres):
 * **Size**: below 5 px in diameter the detector is outside its resolved range.
 * **Two passes**: the independent size readings the pipeline made (OM-side guide, SEM-side check, the
   final circles) agree within a factor of 2.
+* **Count**: fewer whole particles than needed to know the median size to +-5 % at their spread
+  (:func:`srpsa.psd.sampling.required_count`): the result may be right, but cannot be trusted to 5 %.
 * **Scale estimate**: the detector's own size search said it was not confident (``scales_from ==
   'config'``), which the console used to report alone.
 
@@ -61,6 +63,8 @@ class QualityConfig:
     # ring samples spanning less than this (normalised image units, 0.5-99.5 % range = 1): a blank circle,
     # always removed (ideal ISO disks on a flat white ground drew a few there; real noise never is blank)
     blank_range: float = 1e-3
+    # fewer whole particles than the ISO 13322-1 count for this relative precision of the median: doubtful
+    size_precision: float = 0.05
     seed: int = 0
 
 
@@ -251,6 +255,18 @@ def _assess(img: np.ndarray, circles: np.ndarray, info: dict, cfg: QualityConfig
         if spread > cfg.passes_ratio:
             said = ", ".join(f"{k} {v:.1f} px" for k, v in readings.items())
             reasons.append(f"independent size readings disagree by {spread:.1f}x ({said})")
+    # Counting statistics: the benchmark's own bar (mean within 5 %) cannot be met by a sample too small
+    # or too broad for it, whatever the detection did (5 particles per trackpy frame: +-12 % by chance).
+    from srpsa.psd.particles import edge_flags
+    from srpsa.psd.sampling import required_count
+
+    d_in = 2.0 * circles[~edge_flags(circles, img.shape[:2]), 2]
+    if len(d_in) >= 2:
+        need = required_count(d_in, cfg.size_precision)
+        metrics["count_needed"] = int(need)
+        if len(d_in) < need:
+            reasons.append(f"{len(d_in)} whole particles are too few to know the median size to +-{100 * cfg.size_precision:g} % "
+                           f"at their spread (about {need} needed, ISO 13322-1 count rule)")
     if info.get("scales_from") == "config":
         reasons.append("particle size estimate not confident: the detector searched its configured scales")
     status = "failed" if failed else ("doubtful" if reasons else "ok")

@@ -126,3 +126,15 @@ def test_self_check_removes_blank_circles_even_when_few():
     assert keep_all.all()
     noisy = disks(dark=True, noise=0.02)  # real images are never blank: nothing removed
     assert self_check(noisy, np.vstack([on, blank]))[0].all()
+
+
+def test_self_check_flags_a_sample_too_small_for_5_percent():
+    from srpsa.inference.quality import assess
+
+    img = disks(dark=True)
+    even = np.array([(cx, cy, 12.0) for cx, cy in CENTRES])
+    assert assess(img, even).status == "ok"  # 16 equal particles: the median is known to far better than 5 %
+    uneven = even[:5] * [1, 1, 0] + np.array([[0, 0, r] for r in (6.0, 9.0, 12.0, 16.0, 20.0)])
+    q = assess(img, uneven)
+    assert q.status == "doubtful" and any("too few to know the median size" in r for r in q.reasons)
+    assert q.metrics["count_needed"] > 5
