@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srpsa.inference.detect import Detection, robust_stats, rerefine_failed
+from srpsa.inference.detect import Detection
+from srpsa.inference.robust import rerefine_failed, robust_stats
 from srpsa.inference.polarity import PolarityConfig, decide_polarity, invert, median_radial_f, polarity_detect
 from srpsa.inference.scale import estimate_diameter_range
 from srpsa.models.detector import image_stats
@@ -138,3 +139,25 @@ def test_self_check_flags_a_sample_too_small_for_5_percent():
     q = assess(img, uneven)
     assert q.status == "doubtful" and any("too few to know the median size" in r for r in q.reasons)
     assert q.metrics["count_needed"] > 5
+
+
+@pytest.mark.parametrize("inverted", [False, True])
+def test_sem_modality_records_polarity_and_finds_dark_particles(inverted):
+    """Real SEM detector on a simulator SEM image (training polarity) and on its inverse (dark particles)."""
+    from dataclasses import replace
+
+    from srpsa.inference.analyzer import Analyzer
+    from srpsa.inference.pipeline import AnalyzeSettings
+    from srpsa.synth import make_pair, preset
+
+    cfg = preset("primary")
+    cfg = replace(cfg, height=256, width=256, fiducials=replace(cfg.fiducials, count=0))
+    cfg = replace(cfg, misregistration=replace(cfg.misregistration, enabled=False))
+    pair = make_pair(cfg, 3)
+    img = np.clip(pair.sem, 0, 1).astype(np.float32)
+    img = 1.0 - img if inverted else img
+    result = Analyzer(settings=AnalyzeSettings(modality="sem", bootstrap=0)).analyze(img)
+    det = result.summary["detect"]
+    assert det["polarity"] == ("inverted" if inverted else "as is")
+    assert set(det["polarity_test"]) >= {"median_radial_f_as_is", "median_radial_f_inverted", "window"}
+    assert result.summary["count"] > 0.5 * len(pair.gt)

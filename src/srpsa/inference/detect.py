@@ -30,36 +30,17 @@ from srpsa.errors import InputError
 from srpsa.inference.backend import Runner, make_runner, module_hash
 from srpsa.inference.nms import circle_nms, suppress_clusters
 from srpsa.inference.refine import refine_circles
+from srpsa.inference.robust import rerefine_failed, robust_stats
 from srpsa.inference.scale import choose_scales, estimate_diameter_range
 from srpsa.inference.tiling import apply_tiled
 from srpsa.io.images import to_gray
-from srpsa.models.detector import SRPSADetector, decode_maps, image_stats, normalise_image
+from srpsa.models.detector import SRPSADetector, decode_maps, normalise_image
 from srpsa.models.detector_config import STRIDE, DetectorConfig
 
 log = logging.getLogger(__name__)
 
 # An automatic size estimate below this confidence is not trusted: the configured scales are used.
 MIN_ESTIMATE_CONFIDENCE = 0.2
-# The network's input spread is the 0.5-99.5 percentile range (models.detector.image_stats). When the
-# particles cover less than 0.5 % of the pixels (sparse small disks: ISO TR 19672 frames of 7-15 px hold
-# 0.1-0.4 % dark pixels), that range is the background's alone, often exactly 0, and the particles reach
-# the network at -1000 spreads: every training image had its particles inside the range. Below this
-# share of the 0.01-99.99 percentile range the wider range is used instead (issue 13).
-MIN_SPREAD_SHARE = 0.2
-
-
-def robust_stats(image: np.ndarray) -> tuple[float, float]:
-    """:func:`srpsa.models.detector.image_stats`, with the spread widened to the 0.01-99.99 percentile
-    range when the particles are too rare to reach the 0.5-99.5 one (``MIN_SPREAD_SHARE``)."""
-    centre, spread = image_stats(image)
-    flat = np.asarray(image, dtype=np.float32).ravel()
-    if flat.size > 4_000_000:  # enough pixels for a 0.01 % tail, at bounded cost
-        flat = flat[:: flat.size // 4_000_000 + 1]
-    lo, hi = np.percentile(flat, [0.01, 99.99])
-    wide = float(hi - lo)
-    return (centre, wide) if spread < MIN_SPREAD_SHARE * wide else (centre, spread)
-
-
 class Detection(NamedTuple):
     """What :meth:`Detector.detect` returns: circles, scores and what was decided for this image.
 
@@ -377,33 +358,3 @@ class Detector:
 # A circle of radius below 1 px is no particle measurement (the resolved range starts at ~5 px diameter);
 # out of domain the network emits a few near-0 radii beside real particles (ISO TR 19672 7 px disks).
 MIN_CIRCLE_RADIUS_PX = 1.0
-
-
-# Fewer refined circles than this: no typical radius to restart the others from.
-MIN_REFINED_FOR_RETRY = 5
-
-
-def rerefine_failed(img: np.ndarray, circles: np.ndarray, ok: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, int]:
-    """Refine the circles whose refinement failed again, starting from the image's typical refined radius.
-
-    The refinement searches edges within ``cfg.window`` of the network's radius. Out of its training
-    domain the network can put a centre right and the radius far off (ideal binary ISO TR 19672 disks of
-    10 px: half of the radii at 0.5x or near 0, issue 13), and the edge then lies outside the window:
-    the circle keeps the network's radius. The other particles of the same image say where to look: the
-    median radius of the circles that did refine. Those that refine from it take the edge found; the rest
-    keep what they had. Returns circles, the refined mask and how many were recovered.
-    """
-    fail = ~ok
-    if ok.sum() < MIN_REFINED_FOR_RETRY or not fail.any():
-        return circles, ok, 0
-    start = circles[fail].copy()
-    start[:, 2] = float(np.median(circles[ok, 2]))
-    again, ok2 = refine_circles(img, start, cfg)
-    if not ok2.any():
-        return circles, ok, 0
-    circles, ok = circles.copy(), ok.copy()
-    idx = np.flatnonzero(fail)[ok2]
-    circles[idx] = again[ok2]
-    ok[idx] = True
-    return circles, ok, int(ok2.sum())
-
