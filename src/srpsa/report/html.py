@@ -172,8 +172,8 @@ def thumbnail_png(path: Path, width: int = THUMB_WIDTH) -> tuple[bytes, int, int
 
 def pooled_psd_png(pooled: Pooled, title: str) -> bytes:
     from srpsa.report.figures import plot_psd
-
-    return _figure_png(lambda p: plot_psd(pooled.diameters, p, unit=pooled.unit, title=title))
+    ci = {w: pooled.stats[k].to_dict().get("ci") for w, k in (("number", "Q0"), ("volume", "Q3")) if k in pooled.stats}
+    return _figure_png(lambda p: plot_psd(pooled.diameters, p, unit=pooled.unit, title=title, ci=ci))
 
 
 def comparison_png(images: list[ImageResult], unit: str) -> bytes:
