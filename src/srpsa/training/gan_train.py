@@ -62,7 +62,7 @@ from srpsa.models.release import save_generator_release
 from srpsa.training import gan_budget, gan_eval, gan_steps
 from srpsa.training.checkpoint import load_gan_checkpoint, save_gan_checkpoint
 from srpsa.training.distributed import dist_rank_world, init_distributed, resolve_device, wrap_ddp
-from srpsa.training.gan_config import GANConfig, TranslateConfig, SuperResConfig, build_gan, config_to_dict, gan_config_from_dict
+from srpsa.training.gan_config import GANConfig, TranslateConfig, build_gan, config_to_dict, gan_config_from_dict
 from srpsa.training.gan_data import PatchPairs
 from srpsa.training.gan_eval import sample_grid
 from srpsa.training.run_log import CONFIG_FILE, LOG_FILE, JsonlLog, load_run_config, logs_above_bar, progress_bar
