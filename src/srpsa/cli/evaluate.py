@@ -19,6 +19,7 @@ import typer
 
 from srpsa.errors import InputError
 from srpsa.evaluation.matching import DEFAULT_MATCH_FACTOR
+from srpsa.io.calibration import is_pixel_size
 
 app = typer.Typer(
     help="Evaluate detections against ground-truth circles, or generated images against targets.",
@@ -56,7 +57,7 @@ def detect(
 
     if not (math.isfinite(match_factor) and match_factor > 0):
         raise InputError(f"--match-factor must be a positive number, got {match_factor}")
-    if pixel_size is not None and not (math.isfinite(pixel_size) and pixel_size > 0):
+    if pixel_size is not None and not is_pixel_size(pixel_size):
         raise InputError(f"--pixel-size must be a positive number of um per pixel, got {pixel_size}")
     if image_size is not None and min(image_size) < 1:
         raise InputError(f"--image-size needs positive WIDTH HEIGHT, got {image_size[0]} {image_size[1]}")
