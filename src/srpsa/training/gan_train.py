@@ -267,8 +267,9 @@ class GANTrainer:
     ) -> dict[str, Any]:
         """Train until ``self.step == stop``; evaluate, sample and checkpoint on schedule and at the end.
 
-        ``budget_s`` (seconds of wall clock for this call): after :data:`BUDGET_CALIBRATION_STEPS` steps
-        the run measures its speed and shrinks ``stop`` and ``train.total_steps`` to the steps that fit,
+        ``budget_s`` (seconds of wall clock for this call): after
+        :data:`~srpsa.training.gan_budget.BUDGET_CALIBRATION_STEPS` steps the run measures its speed and
+        shrinks ``stop`` and ``train.total_steps`` to the steps that fit,
         so the whole learning-rate schedule (TTUR swap, decay) fits the budget; a hard stop at the
         deadline still ends the run cleanly (final evaluation, checkpoint, weights).
         """
