@@ -252,7 +252,12 @@ class Analyzer:
             from srpsa.inference.guide import guided_detect
 
             with timer("detect"):
-                if diameter_range is None:
+                if settings.modality == "sem":
+                    # dark particles on a bright ground are the SEM detector's inverse (inference/polarity.py)
+                    from srpsa.inference.polarity import polarity_detect
+
+                    circles, scores, detect_info = polarity_detect(models.detector, image, settings.refine, diameter_range)
+                elif diameter_range is None:
                     # Large images: the detector's own detections on a window set the scales (docs/speed.md).
                     circles, scores, detect_info = guided_detect(models.detector, image, refine=settings.refine)
                 else:
