@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from disks import disk_image
 from srpsa.cli import main
 from srpsa.errors import InputError
 from srpsa.inference import budget
@@ -84,16 +85,6 @@ def test_estimate_grows_with_pixels_and_refuses_what_cannot_fit(tmp_path):
         budget.check_max_memory(0.0)
 
 
-def _disks(shape, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.full(shape, 200, np.uint8)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    for _ in range(6):
-        cy, cx, r = rng.uniform(15, shape[0] - 15), rng.uniform(15, shape[1] - 15), rng.uniform(6, 9)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 60
-    return img
-
-
 def test_batch_with_one_image_that_cannot_fit(tmp_path, capsys, monkeypatch):
     """--max-memory refuses the large image before decoding (errors.csv names the limit and the option);
     the small ones complete and summary.csv is written."""
@@ -101,9 +92,9 @@ def test_batch_with_one_image_that_cannot_fit(tmp_path, capsys, monkeypatch):
     limit = (budget.estimate_cost(96 * 96).peak_gb + budget.estimate_cost(2000 * 2000).peak_gb) / 2
     folder = tmp_path / "in"
     folder.mkdir()
-    iio.imwrite(folder / "a.png", _disks((96, 96), 0))
+    iio.imwrite(folder / "a.png", disk_image(0))
     iio.imwrite(folder / "big.png", np.full((2000, 2000), 200, np.uint8))
-    iio.imwrite(folder / "c.png", _disks((96, 96), 2))
+    iio.imwrite(folder / "c.png", disk_image(2))
     out = tmp_path / "o"
     code = main(["analyze", str(folder), "--out", str(out), "--pipeline", "detect-only", "--bootstrap", "0",
                  "--workers", "1", "--max-memory", f"{limit:.4f}"])
@@ -135,9 +126,9 @@ def test_api_records_the_cost_estimate(tmp_path):
     import srpsa
 
     path = tmp_path / "a.png"
-    iio.imwrite(path, _disks((96, 96), 0))
+    iio.imwrite(path, disk_image(0))
     res = srpsa.analyze(path, pipeline="detect-only", bootstrap=0)
     assert res.summary["cost_estimate"]["pixels"] == 96 * 96
-    assert srpsa.analyze(_disks((96, 96), 0), pipeline="detect-only", bootstrap=0).summary["cost_estimate"]["pixels"] == 96 * 96
+    assert srpsa.analyze(disk_image(0), pipeline="detect-only", bootstrap=0).summary["cost_estimate"]["pixels"] == 96 * 96
     with pytest.raises(InputError, match="--max-memory"):
         srpsa.analyze(path, pipeline="detect-only", bootstrap=0, max_memory_gb=0.5)

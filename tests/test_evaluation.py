@@ -241,3 +241,33 @@ def test_cli_detect_writes_metrics(tmp_path):
 
     missing = CliRunner().invoke(app, ["detect", "--gt", str(gt_dir), "--pred", str(tmp_path / "nope")])
     assert missing.exit_code != 0 and isinstance(missing.exception, InputError)
+
+
+def test_evaluate_detections_is_what_the_cli_reports(tmp_path):
+    from typer.testing import CliRunner
+
+    from srpsa.cli.evaluate import app
+    from srpsa.errors import ParameterError
+    from srpsa.evaluation import evaluate_detections
+
+    rng = np.random.default_rng(3)
+    gt = np.column_stack([rng.uniform(10, 90, (20, 2)), rng.uniform(3, 6, 20)])
+    _write_csv(tmp_path / "gt" / "a_gt.csv", gt)
+    _write_csv(tmp_path / "pred" / "a" / "particles.csv", gt[:15])
+    report = evaluate_detections(tmp_path / "gt", tmp_path / "pred")
+    assert (report.pooled.tp, report.pooled.fn, report.pooled.fp) == (15, 5, 0)
+    assert report.unit == "px" and len(report.gt_diameters) == 20 and len(report.pred_diameters) == 15
+    written = report.save(tmp_path / "lib")
+    assert all(p.is_file() for p in written)
+    res = CliRunner().invoke(app, ["detect", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cli" / "metrics.json").read_text() == (tmp_path / "lib" / "metrics.json").read_text()
+    # library errors name the parameter, the command names its flag
+    with pytest.raises(ParameterError, match="match_factor"):
+        evaluate_detections(tmp_path / "gt", tmp_path / "pred", match_factor=0)
+    with pytest.raises(ParameterError, match="ignore_border"):
+        evaluate_detections(tmp_path / "gt", tmp_path / "pred", ignore_border=True)
+    bad = CliRunner().invoke(app, ["detect", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--pixel-size", "-1"])
+    assert bad.exit_code != 0 and str(bad.exception).startswith("--pixel-size must be")
+    edge = CliRunner().invoke(app, ["detect", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--ignore-border"])
+    assert "--ignore-border needs the image size of 'a': pass --images DIR or --image-size WIDTH HEIGHT" in str(edge.exception)

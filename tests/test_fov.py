@@ -105,3 +105,18 @@ def test_no_false_field_on_other_real_images(real_data) -> None:
         fov = field_of_view(read_image(path).data, "auto")
         assert fov.circle is None and fov.mask is None and fov.fraction == 1.0, path.name
         assert "whole image" in fov.warnings[0]
+
+
+def test_overlay_draws_the_field_circle(tmp_path) -> None:
+    from srpsa.report.figures import plot_overlay
+
+    img = np.full((H, W), 0.5, np.float32)
+    plain, drawn = tmp_path / "plain.png", tmp_path / "fov.png"
+    plot_overlay(img, np.zeros((0, 3)), plain)
+    plot_overlay(img, np.zeros((0, 3)), drawn, fov_circle=(CX, CY, R))
+    cyan = lambda a: (a[..., 0] < 60) & (a[..., 1] > 200) & (a[..., 2] > 200)  # noqa: E731 (RGB)
+    assert not cyan(iio.imread(plain)).any()
+    ys, xs = np.nonzero(cyan(iio.imread(drawn)))
+    assert len(xs) > 500  # a whole ring, not a dot
+    rho = np.hypot(xs - CX, ys - CY)
+    assert np.all(np.abs(rho - R) < 3)

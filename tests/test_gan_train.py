@@ -19,7 +19,7 @@ from srpsa.errors import ConfigError, InputError
 from srpsa.models.release import META_FILE, WEIGHTS_FILE, load_generator_release, save_generator_release
 from srpsa.training.gan_config import load_gan_config
 from srpsa.training.gan_data import PatchPairs, area_downsample, batch_indices
-from srpsa.training import gan_train
+from srpsa.training import gan_budget, gan_train
 from srpsa.training.gan_train import GANTrainer, train_gan
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -415,7 +415,7 @@ def _one_second_steps(monkeypatch, clock: _FakeClock) -> None:
 def test_budget_shrinks_the_whole_schedule_to_what_fits(tmp_path, data, monkeypatch):
     clock = _FakeClock()
     _one_second_steps(monkeypatch, clock)
-    monkeypatch.setattr(gan_train, "BUDGET_CALIBRATION_STEPS", 3)
+    monkeypatch.setattr(gan_budget, "BUDGET_CALIBRATION_STEPS", 3)
     cfg = _cfg(tmp_path, TRANSLATE_TOML, total_steps=40)  # planned: swap at 20
     out = tmp_path / "run"
     result = train_gan(cfg, data, out, progress=False, eval_every=0, checkpoint_every=0, eval_patches=2,
@@ -432,7 +432,7 @@ def test_budget_shrinks_the_whole_schedule_to_what_fits(tmp_path, data, monkeypa
 def test_budget_longer_than_the_run_changes_nothing(tmp_path, data, monkeypatch):
     clock = _FakeClock()
     _one_second_steps(monkeypatch, clock)
-    monkeypatch.setattr(gan_train, "BUDGET_CALIBRATION_STEPS", 3)
+    monkeypatch.setattr(gan_budget, "BUDGET_CALIBRATION_STEPS", 3)
     cfg = _cfg(tmp_path, TRANSLATE_TOML, total_steps=4)  # swap at 2: past it before the budget is fitted
     out = tmp_path / "run"
     train_gan(cfg, data, out, steps=3, progress=False, eval_every=0, checkpoint_every=0, eval_patches=2)
@@ -447,7 +447,7 @@ def test_budget_longer_than_the_run_changes_nothing(tmp_path, data, monkeypatch)
 def test_budget_hard_stop_at_the_deadline(tmp_path, data, monkeypatch):
     clock = _FakeClock()
     _one_second_steps(monkeypatch, clock)
-    monkeypatch.setattr(gan_train, "BUDGET_CALIBRATION_STEPS", 3)
+    monkeypatch.setattr(gan_budget, "BUDGET_CALIBRATION_STEPS", 3)
     cfg = _cfg(tmp_path, TRANSLATE_TOML, total_steps=12)  # swap at 6
     out = tmp_path / "run"
     train_gan(cfg, data, out, steps=4, progress=False, eval_every=0, checkpoint_every=0, eval_patches=2)

@@ -17,7 +17,9 @@ MANIFEST = Path(__file__).resolve().parents[1] / "src" / "srpsa" / "viewer" / "n
 
 @pytest.fixture(scope="module")
 def viewer():
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display needed (Xvfb also works)
+    # Under Xvfb (DISPLAY set) the xcb platform gives OpenGL through Mesa; without a display, offscreen
+    # Qt builds the viewer but cannot draw layers, and the drawing tests skip.
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
     try:
         v = napari.Viewer(show=False)
         v.add_image(np.zeros((4, 4)))  # needs OpenGL: offscreen Qt has none, Xvfb + Mesa has

@@ -20,22 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from disks import disk_image
 from srpsa.cli import main
 from srpsa.errors import InputError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 FAST = ["--pipeline", "detect-only", "--bootstrap", "0"]
-
-
-def _disk_image(seed: int, shape: tuple[int, int] = (96, 96)) -> np.ndarray:
-    """Dark disks (r 6-9 px) on a bright background: something the detector finds quickly."""
-    rng = np.random.default_rng(seed)
-    img = np.full(shape, 200, np.uint8)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    for _ in range(6):
-        cy, cx, r = rng.uniform(15, shape[0] - 15), rng.uniform(15, shape[1] - 15), rng.uniform(6, 9)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 60
-    return img
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +34,7 @@ def images(tmp_path_factory) -> list[Path]:
     paths = []
     for seed in range(3):
         path = folder / f"img{seed}.png"
-        iio.imwrite(path, _disk_image(seed))
+        iio.imwrite(path, disk_image(seed))
         paths.append(path)
     return paths
 
@@ -193,7 +183,7 @@ def test_changed_settings_are_refused_not_served_stale(images, tmp_path, capsys)
 def test_same_name_from_another_folder_is_refused(images, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
-    iio.imwrite(other / "img0.png", _disk_image(7))
+    iio.imwrite(other / "img0.png", disk_image(7))
     out = tmp_path / "o"
     assert _run([str(images[0]), "--out", str(out), *FAST, "--workers", "1"], capsys)[0] == 0
     code, _, err = _run([str(other / "img0.png"), "--out", str(out), *FAST, "--workers", "1"], capsys)
@@ -232,7 +222,7 @@ def test_dot_file_names_write_inside_out(tmp_path, capsys):
     src.mkdir()
     dots = [src / "...png", src / "..png", src / ".png.png"]
     for p in dots:
-        iio.imwrite(p, _disk_image(1), extension=".png")
+        iio.imwrite(p, disk_image(1), extension=".png")
     work = tmp_path / "work"
     out = work / "out"
     code, _, err = _run([*map(str, dots), "--out", str(out), *FAST, "--workers", "1"], capsys)
@@ -269,7 +259,7 @@ def test_concurrent_runs_keep_each_others_rows(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(4):
-        iio.imwrite(src / f"c{i}.png", _disk_image(10 + i))
+        iio.imwrite(src / f"c{i}.png", disk_image(10 + i))
     out = tmp_path / "o"
     runs = [_subprocess([str(src / "c0.png"), str(src / "c1.png"), "--out", str(out), *FAST, "--workers", "1"]),
             _subprocess([str(src / "c2.png"), str(src / "c3.png"), "--out", str(out), *FAST, "--workers", "1"])]
@@ -424,7 +414,7 @@ def test_progress_lines_do_not_wrap(tmp_path, capsys):
     deep = tmp_path / ("a_rather_long_folder_name_" * 4)
     deep.mkdir()
     path = deep / "img.png"
-    iio.imwrite(path, _disk_image(2))
+    iio.imwrite(path, disk_image(2))
     code, _, err = _run([str(path), "--out", str(tmp_path / "o"), *FAST, "--workers", "1"], capsys)
     assert code == 0
     assert any(line.startswith("[1/1] ") and f"{path}: done" in line for line in err.splitlines()), err
@@ -459,7 +449,7 @@ def test_folder_mode_notes_what_it_skips(images, tmp_path, caplog):
 
     folder = tmp_path / "f"
     folder.mkdir()
-    iio.imwrite(folder / "ok.png", _disk_image(0))
+    iio.imwrite(folder / "ok.png", disk_image(0))
     (folder / "gone.png").symlink_to(tmp_path / "missing.png")
     (folder / "x.png").mkdir()
     with caplog.at_level(logging.WARNING, logger="srpsa.io.files"):

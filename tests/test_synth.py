@@ -265,11 +265,24 @@ def test_toml_override_and_errors(tmp_path):
         preset("nope")
 
 
-def test_shipped_preset_files_match_code():
+def test_shipped_preset_files_are_canonical():
+    from srpsa.synth.config import PRESET_DIR
+
+    assert sorted(PRESETS) == sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
     for name in PRESETS:
-        path = REPO / "configs" / "synth" / f"{name}.toml"
-        assert path.read_text() == preset_toml(name), f"{path} is stale: regenerate with write_preset_files()"
+        path = PRESET_DIR / f"{name}.toml"
+        assert path.read_text() == preset_toml(name), f"{path} is not canonical: rewrite with write_preset_files()"
         assert load_synth_config(path) == preset(name)
+
+
+def test_presets_are_the_files_values():
+    # spot checks against the paper's tables (Tables 3-5) and the held-out optics
+    assert preset("primary").size.mean_um == 9.34 and preset("primary").size.cv_percent == 25.0
+    assert preset("tertiary").size.distribution == "normal"
+    assert preset("heldout").om.wavelength_um == 0.46
+    a = preset("train")
+    a.size.mean_um = 1.0
+    assert preset("train").size.mean_um == (2.0, 150.0)  # each call is a fresh copy
 
 
 def test_heldout_rule():

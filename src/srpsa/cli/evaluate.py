@@ -50,65 +50,40 @@ def detect(
     """Match predicted circles to ground truth and report detection and size-distribution metrics."""
     from rich.console import Console
 
-    from srpsa.evaluation.compare import compare_size_distributions, detection_count_table, to_markdown
-    from srpsa.evaluation.metrics import evaluate_many, per_image_table
-    from srpsa.evaluation.pairing import DEFAULT_GLOBS, pair_annotations
+    from srpsa.errors import ParameterError
+    from srpsa.evaluation.detection_report import REPORT_FILES, evaluate_detections
+    from srpsa.evaluation.pairing import DEFAULT_GLOBS
 
-    if not (math.isfinite(match_factor) and match_factor > 0):
-        raise InputError(f"--match-factor must be a positive number, got {match_factor}")
-    if pixel_size is not None and not (math.isfinite(pixel_size) and pixel_size > 0):
-        raise InputError(f"--pixel-size must be a positive number of um per pixel, got {pixel_size}")
-    if image_size is not None and min(image_size) < 1:
-        raise InputError(f"--image-size needs positive WIDTH HEIGHT, got {image_size[0]} {image_size[1]}")
     if out is not None and out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
-
-    pairs, notes = pair_annotations(gt, pred, gt_globs=tuple(gt_glob) if gt_glob else DEFAULT_GLOBS)
-    shapes = {}
-    if ignore_border:
-        for p in pairs:
-            shape = p.image_shape or _shape_from_folder(images, p.key) or ((image_size[1], image_size[0]) if image_size else None)
-            if shape is None:
-                raise InputError(f"--ignore-border needs the image size of '{p.key}': pass --images DIR or --image-size WIDTH HEIGHT")
-            shapes[p.key] = shape
-    pooled, evals = evaluate_many(
-        ((p.key, p.gt, p.pred) for p in pairs), match_factor=match_factor, shapes=shapes, ignore_border=ignore_border
-    )
-
-    px, unit = _pixel_size(pixel_size, pairs)
-    gt_d = _counted_diameters(pairs, shapes, "gt", px)
-    pred_d = _counted_diameters(pairs, shapes, "pred", px)
-    psd = compare_size_distributions(gt_d, {label: pred_d})
-    counts = detection_count_table({"all images": (pooled.n_gt, pooled.n_pred)})
+    try:
+        report = evaluate_detections(gt, pred, match_factor=match_factor, pixel_size_um=pixel_size, ignore_border=ignore_border,
+                                     image_size=image_size, images=images, gt_globs=tuple(gt_glob) if gt_glob else DEFAULT_GLOBS,
+                                     label=label)  # fmt: skip
+    except ParameterError as exc:
+        raise _flag_error(exc) from None
 
     console = Console()
-    _print_metrics(console, pooled, label)
-    console.print(_frame_table(psd, f"Size distribution ({unit}, number-weighted; CV in %)"))
-    for note in notes:
+    _print_metrics(console, report.pooled, label)
+    console.print(_frame_table(report.psd, f"Size distribution ({report.unit}, number-weighted; CV in %)"))
+    for note in report.notes:
         console.print(f"note: {note}", markup=False)
+    if out is not None:
+        report.save(out)
+        typer.echo(f"wrote {out}/: {', '.join(REPORT_FILES)}")
 
-    if out is None:
-        return
-    from srpsa.io.atomic import atomic_open, atomic_write_text
-    from srpsa.report.figures import plot_kde_comparison
 
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "pooled": pooled.to_dict(),
-        "per_image": {e.name: e.metrics.to_dict() for e in evals},
-        "psd_comparison": {"unit": unit, "weighting": "number", "table": _json_table(psd)},
-        "pairs": [{"key": p.key, "gt": str(p.gt_path), "pred": str(p.pred_path)} for p in pairs],
-        "settings": {"match_factor": match_factor, "ignore_border": ignore_border, "pixel_size_um": px, "label": label},
-        "notes": notes,
-    }
-    atomic_write_text(out / "metrics.json", json.dumps(payload, indent=2, allow_nan=False) + "\n")
-    with atomic_open(out / "per_image.csv", "w", newline="") as fh:
-        per_image_table(evals).to_csv(fh, float_format="%.6g")
-    with atomic_open(out / "psd_comparison.csv", "w", newline="") as fh:
-        psd.to_csv(fh, float_format="%.6g")
-    atomic_write_text(out / "psd_comparison.md", to_markdown(psd) + "\n" + to_markdown(counts))
-    plot_kde_comparison({"Ground truth": gt_d, label: pred_d}, out / "kde.png", unit=unit, title=f"{label} vs ground truth")
-    typer.echo(f"wrote {out}/: metrics.json, per_image.csv, psd_comparison.csv, psd_comparison.md, kde.png")
+#: Library parameter -> flag of `evaluate detect`, for its error messages.
+_DETECT_FLAGS = {"match_factor": "--match-factor", "pixel_size_um": "--pixel-size", "image_size": "--image-size",
+                 "images": "--images", "ignore_border": "--ignore-border", "out": "--out"}  # fmt: skip
+
+
+def _flag_error(exc) -> InputError:
+    """A library ParameterError as the command's flag error (``--pixel-size must be ...``)."""
+    problem = exc.problem
+    if exc.param == "ignore_border":  # the library's advice names parameters; the command's names flags
+        problem = problem.replace("pass images (a folder) or image_size", "pass --images DIR or --image-size WIDTH HEIGHT")
+    return InputError(f"{_DETECT_FLAGS.get(exc.param, exc.param)} {problem}")
 
 
 @app.command("images")
@@ -189,53 +164,6 @@ def _print_image_quality(console, r: dict) -> None:
     for k, v in rows:
         t.add_row(k, v)
     console.print(t)
-
-
-def _shape_from_folder(folder: Path | None, key: str) -> tuple[int, int] | None:
-    """``(H, W)`` of the image ``<folder>/<key>.<image suffix>``, read from its header; None if absent."""
-    if folder is None:
-        return None
-    from srpsa.io import SUPPORTED_SUFFIXES, read_image_shape
-
-    if not folder.is_dir():
-        raise InputError(f"--images {folder}: not a folder")
-    # Compare names rather than glob: keys may contain glob metacharacters such as '['.
-    hits = sorted(p for p in folder.iterdir() if p.stem == key and p.suffix.lower() in SUPPORTED_SUFFIXES)
-    return read_image_shape(hits[0]) if hits else None
-
-
-def _pixel_size(override: float | None, pairs) -> tuple[float | None, str]:
-    if override:
-        return override, "um"
-    known = {p.pixel_size_um for p in pairs}
-    if len(known) == 1 and None not in known:
-        return known.pop(), "um"
-    return None, "px"
-
-
-def _counted_diameters(pairs, shapes: dict, side: str, px: float | None):
-    """Diameters for the size statistics: every circle, or with --ignore-border (``shapes`` given) only
-    those inside the frame, as ISO 13322-1 asks of a size distribution."""
-    import numpy as np
-
-    from srpsa.evaluation.compare import diameters_of
-    from srpsa.psd.particles import edge_flags
-
-    out = []
-    for p in pairs:
-        circles = p.gt if side == "gt" else p.pred
-        if p.key in shapes:
-            circles = circles[~edge_flags(circles, shapes[p.key])]
-        out.append(diameters_of(circles, px))
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-def _json_table(df) -> dict:
-    """DataFrame -> {row: {column: value}} with NaN as null (metrics.json stays strict JSON)."""
-    return {
-        str(idx): {str(c): (None if not math.isfinite(float(v)) else float(v)) for c, v in row.items()}
-        for idx, row in df.iterrows()
-    }
 
 
 def _frame_table(df, title: str):

@@ -22,7 +22,7 @@ def command(
     height: int | None = typer.Option(None, "--height", min=32, help="OM image height in px (default: the preset's; SEM = x sem_scale)."),
     width: int | None = typer.Option(None, "--width", min=32, help="OM image width in px (default: the preset's)."),
     config: Path | None = typer.Option(
-        None, "--config", "-c", help="TOML file overriding any preset field (see configs/synth/); its own `preset = ...` wins over --preset."
+        None, "--config", "-c", help="TOML file overriding any preset field (see configs/synth/ and src/srpsa/synth/preset_files/); its own `preset = ...` wins over --preset."
     ),
     aligned: bool = typer.Option(False, "--aligned", help="No misregistration: the SEM shows exactly the OM field, sem_scale times finer."),
     no_fiducials: bool = typer.Option(False, "--no-fiducials", help="Draw no fiducial markers (fiducials.count = 0)."),

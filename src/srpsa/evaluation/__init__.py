@@ -10,6 +10,7 @@ from srpsa.evaluation.compare import (
     paper_layout,
     to_markdown,
 )
+from srpsa.evaluation.detection_report import DetectionReport, evaluate_detections
 from srpsa.evaluation.matching import DEFAULT_MATCH_FACTOR, MatchResult, match_circles
 from srpsa.evaluation.metrics import (
     DetectionMetrics,
@@ -23,12 +24,14 @@ from srpsa.evaluation.metrics import (
 __all__ = [
     "DEFAULT_MATCH_FACTOR",
     "DetectionMetrics",
+    "DetectionReport",
     "ImageEvaluation",
     "MatchResult",
     "aggregate",
     "compare_size_distributions",
     "detection_count_table",
     "diameters_of",
+    "evaluate_detections",
     "evaluate_image",
     "evaluate_many",
     "match_circles",

@@ -27,6 +27,7 @@ import numpy as np
 from srpsa.errors import InputError
 from srpsa.io.images import LUMA_WEIGHTS
 from srpsa.evaluation.embedder import RANDOM_CNN_MIN_INPUT, Embedder, EmbedderKind, make_embedder
+from srpsa.pixel_metrics import psnr, ssim
 
 #: skimage's default SSIM window is 7 x 7; a smaller image has no full window.
 MIN_SSIM_SIDE = 7
@@ -166,18 +167,6 @@ def _match_size(pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)  # bicubic overshoots at edges
 
 
-def _ssim(pred: np.ndarray, target: np.ndarray) -> float:
-    from skimage.metrics import structural_similarity
-
-    return float(structural_similarity(target, pred, data_range=1.0))
-
-
-def _psnr(pred: np.ndarray, target: np.ndarray) -> float:
-    """PSNR in dB with peak 1; ``inf`` for identical images (skimage would warn about log10(1/0))."""
-    mse = float(np.mean((pred.astype(np.float64) - target.astype(np.float64)) ** 2))
-    return math.inf if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
-
-
 def _pixel_summary(per_pair: list[dict]) -> dict:
     psnrs = [p["psnr"] for p in per_pair]
     finite = [v for v in psnrs if math.isfinite(v)]
@@ -197,7 +186,7 @@ def _score_pairs(preds: Sequence[np.ndarray], targets: list[np.ndarray]) -> tupl
         matched = _match_size(gray, target.shape)
         preds_g.append(matched)
         per_pair.append({"index": i, "shape": list(target.shape), "pred_shape": list(gray.shape),
-                         "ssim": _ssim(matched, target), "psnr": _psnr(matched, target)})
+                         "ssim": ssim(matched, target), "psnr": psnr(matched, target)})
     return preds_g, per_pair
 
 

@@ -256,7 +256,12 @@ class Analyzer:
             from srpsa.inference.guide import guided_detect
 
             with timer("detect"):
-                if diameter_range is None:
+                if settings.modality == "sem":
+                    # dark particles on a bright ground are the SEM detector's inverse (inference/polarity.py)
+                    from srpsa.inference.polarity import polarity_detect
+
+                    circles, scores, detect_info = polarity_detect(models.detector, image, settings.refine, diameter_range)
+                elif diameter_range is None:
                     # Large images: the detector's own detections on a window set the scales (docs/speed.md).
                     circles, scores, detect_info = guided_detect(models.detector, image, refine=settings.refine)
                 else:
@@ -295,6 +300,7 @@ class Analyzer:
             if n_edge and not settings.include_edge:
                 warnings.append(f"{n_edge} particles touch the image border and are excluded from statistics (include_edge, --include-edge, keeps them)")
 
+        ran = _models_run(settings, list(models.dirs), enhance_info)
         summary = {
             "image": label if label is not None else str(loaded.path.resolve()),
             "height": int(image.shape[0]),
@@ -309,7 +315,8 @@ class Analyzer:
             "kde_method": stats["number"].get("kde_method"),
             "shape": shape_info,
             "roi": roi_info,
-            "models": {name: {"path": str(folder), "sha256": models.hashes[name]} for name, folder in models.dirs.items()},
+            "models": {name: {"path": str(folder), "sha256": models.hashes[name], "ran": name in ran}
+                       for name, folder in models.dirs.items()},
             "settings": asdict(settings),
             "fingerprint": _fingerprint(settings, models.hashes),  # what resume compares (inference/resume.py)
             "software": {"srpsa": __version__},
@@ -323,6 +330,25 @@ class Analyzer:
         summary.update(_qc_fields(settings, summary))
         return Result(particles=table, statistics=Statistics(stats["number"], stats["volume"], unit), warnings=warnings, quality=quality,
                       summary=summary, circles=circles, scores=scores, image=image, rgb=loaded.rgb, diameters=diam)
+
+
+def _models_run(settings: AnalyzeSettings, names: list[str], enhance_info: dict | None) -> set[str]:
+    """The loaded models that worked on this image (the report lists only these).
+
+    Full pipeline: the native route (small particles) runs the OM detector alone; otherwise translation
+    and the SEM detector run, super-resolution only with ``enhance_sr="model"``, and the OM detector when
+    it set the working scale (the size guide).
+    """
+    if enhance_info is None:  # detect-only or the SEM modality: one detector
+        return set(names[-1:])
+    if enhance_info.get("route") == "native":
+        return {W.DETECTOR_OM}
+    ran = {W.TRANSLATOR, W.DETECTOR_SEM}
+    if settings.enhance_sr == "model":
+        ran.add(W.SUPERRES)
+    if enhance_info.get("size_from") in ("om_detector", "sem_check"):
+        ran.add(W.DETECTOR_OM)
+    return ran & set(names)
 
 
 def _qc_fields(settings: AnalyzeSettings, summary: dict) -> dict:

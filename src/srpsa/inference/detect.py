@@ -30,10 +30,11 @@ from srpsa.errors import InputError
 from srpsa.inference.backend import Runner, make_runner, module_hash
 from srpsa.inference.nms import circle_nms, suppress_clusters
 from srpsa.inference.refine import refine_circles
+from srpsa.inference.robust import rerefine_failed, robust_stats
 from srpsa.inference.scale import choose_scales, estimate_diameter_range
 from srpsa.inference.tiling import apply_tiled
 from srpsa.io.images import to_gray
-from srpsa.models.detector import SRPSADetector, decode_maps, image_stats, normalise_image
+from srpsa.models.detector import SRPSADetector, decode_maps, normalise_image
 from srpsa.models.detector_config import STRIDE, DetectorConfig
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ class Detector:
         ``stats`` are the normalisation statistics (default: of ``image`` itself).
         """
         inf = self.cfg.inference
-        norm = normalise_image(image, stats)
+        norm = normalise_image(image, stats if stats is not None else robust_stats(image))
         h, w = norm.shape
         ph, pw = -(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE
         if (ph, pw) != (h, w):  # pad to whole cells so no centre near the far border is lost
@@ -226,7 +227,7 @@ class Detector:
         all_c, all_s, all_i = [], [], []
         for k, s in enumerate(scales):
             if s not in cache:
-                stats = stats or image_stats(img)
+                stats = stats or robust_stats(img)
                 cache[s] = self._scale_detections(img, s, stats)
             full, score, r_cells = cache[s]
             lo, hi = inf.valid_band
@@ -354,6 +355,17 @@ class Detector:
         circles, scores = self.merge(cands, p_thresh, nms_thresh)
         if refine and self.cfg.refine.enabled and len(circles):
             circles, ok = refine_circles(img, circles, self.cfg.refine)
+            circles, ok, n_retry = rerefine_failed(img, circles, ok, self.cfg.refine)
             info["refined_fraction"] = float(ok.mean())
+            if n_retry:
+                info["rerefined"] = n_retry
+        tiny = circles[:, 2] < MIN_CIRCLE_RADIUS_PX if len(circles) else np.zeros(0, bool)
+        if tiny.any():  # not a measurement: the network's radius collapsed (seen off ideal 7 px disks)
+            circles, scores = circles[~tiny], scores[~tiny]
+            info["dropped_below_1px"] = int(tiny.sum())
         return Detection(circles, scores, info)
 
+
+# A circle of radius below 1 px is no particle measurement (the resolved range starts at ~5 px diameter);
+# out of domain the network emits a few near-0 radii beside real particles (ISO TR 19672 7 px disks).
+MIN_CIRCLE_RADIUS_PX = 1.0

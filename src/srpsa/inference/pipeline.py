@@ -14,6 +14,7 @@ from pathlib import Path
 
 from srpsa.errors import ParameterError, SrpsaError
 from srpsa.inference import defaults as D
+from srpsa.io.calibration import is_pixel_size
 
 MODALITIES = ("om", "sem")
 PIPELINES = ("full", "detect-only")
@@ -56,7 +57,7 @@ class AnalyzeSettings:
             raise ParameterError("modality", f"must be one of {', '.join(MODALITIES)}, got '{self.modality}'")
         if self.pipeline not in PIPELINES:
             raise ParameterError("pipeline", f"must be one of {', '.join(PIPELINES)}, got '{self.pipeline}'")
-        if self.pixel_size_um is not None and not (_is_number(self.pixel_size_um) and self.pixel_size_um > 0 and math.isfinite(self.pixel_size_um)):
+        if self.pixel_size_um is not None and not is_pixel_size(self.pixel_size_um):
             raise ParameterError("pixel_size_um", f"must be > 0 (a finite number of um per pixel), got {self.pixel_size_um}")
         from srpsa.inference.backend import BACKEND_CHOICES, resolve_backend
 
@@ -106,10 +107,6 @@ class AnalyzeSettings:
             raise ParameterError("max_pixels", f"must be a positive number of pixels, got {self.max_pixels}")
         if not (isinstance(self.bootstrap, int) and self.bootstrap >= 0):
             raise ParameterError("bootstrap", f"must be a whole number >= 0, got {self.bootstrap!r}")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass

@@ -17,6 +17,8 @@ whatever its optics (polarity, rims, halos, bright centres):
 * **Size**: below 5 px in diameter the detector is outside its resolved range.
 * **Two passes**: the independent size readings the pipeline made (OM-side guide, SEM-side check, the
   final circles) agree within a factor of 2.
+* **Count**: fewer whole particles than needed to know the median size to +-5 % at their spread
+  (:func:`srpsa.psd.sampling.required_count`): the result may be right, but cannot be trusted to 5 %.
 * **Scale estimate**: the detector's own size search said it was not confident (``scales_from ==
   'config'``), which the console used to report alone.
 
@@ -58,6 +60,11 @@ class QualityConfig:
     # pipeline, or either and the final circles) further apart than this factor: doubtful. On the
     # simulator presets they agree within 1.39x (GuideConfig.verify_ratio's note).
     passes_ratio: float = 2.0
+    # ring samples spanning less than this (normalised image units, 0.5-99.5 % range = 1): a blank circle,
+    # always removed (ideal ISO disks on a flat white ground drew a few there; real noise never is blank)
+    blank_range: float = 1e-3
+    # fewer whole particles than the ISO 13322-1 count for this relative precision of the median: doubtful
+    size_precision: float = 0.05
     seed: int = 0
 
 
@@ -135,9 +142,23 @@ def overlap_share(circles: np.ndarray, factor: float) -> float:
     return float(len(involved) / len(circles))
 
 
+def blank_circles(img: np.ndarray, circles: np.ndarray, cfg: QualityConfig, chunk: int = 4000) -> np.ndarray:
+    """Circles with no intensity change at all around them (ring samples within ``cfg.blank_range`` of the
+    normalised image's range): drawn on a flat or clipped ground, they cannot be particles."""
+    out = np.zeros(len(circles), bool)
+    for i in range(0, len(circles), chunk):
+        p = ring_profiles(img, circles[i:i + chunk], cfg)[0]
+        out[i:i + chunk] = (p.max(axis=(1, 2)) - p.min(axis=(1, 2))) < cfg.blank_range
+    return out
+
+
 def _normalised(gray: np.ndarray) -> np.ndarray:
     img = to_gray(np.asarray(gray, np.float32))  # the project's one gray conversion (a no-op on gray)
-    lo, hi = np.percentile(img[:: max(1, img.shape[0] // 512), :: max(1, img.shape[1] // 512)], [0.5, 99.5])
+    sample = img[:: max(1, img.shape[0] // 1024), :: max(1, img.shape[1] // 1024)]
+    lo, hi = np.percentile(sample, [0.5, 99.5])
+    wlo, whi = np.percentile(sample, [0.01, 99.99])
+    if hi - lo < 0.2 * (whi - wlo):  # particles on < 0.5 % of the pixels (sparse small disks): keep them in range
+        lo, hi = wlo, whi
     return (img - lo) / max(float(hi - lo), 1e-6)
 
 
@@ -162,19 +183,27 @@ def self_check(gray: np.ndarray, circles: np.ndarray, info: dict | None = None, 
     kept circles all have radial structure, so it cannot be ``failed`` for that reason any more).
     """
     cfg = cfg or QualityConfig()
-    circles = np.asarray(circles, np.float64).reshape(-1, 3)
+    all_circles = np.asarray(circles, np.float64).reshape(-1, 3)
     img = _normalised(gray)  # once: a full-size float copy of the image
+    # blank circles go first, whatever their share (prune or not): nothing is there to measure
+    present = ~blank_circles(img, all_circles, cfg) if prune and len(all_circles) else np.ones(len(all_circles), bool)
+    if not present.any():
+        present[:] = True
+    circles = all_circles[present]
     quality, f_sample = _assess(img, circles, info or {}, cfg)
-    keep = np.ones(len(circles), bool)
+    if not present.all():
+        quality.metrics["removed_blank"] = int((~present).sum())
+    keep = present.copy()
     weak_share = quality.metrics.get("weak_share")
     if not prune or not isinstance(weak_share, float) or weak_share < cfg.weak_doubtful:
         return keep, quality
     # the sample is every circle, in order, unless there are more than max_circles
     f = f_sample if len(f_sample) == len(circles) else _radial_f_all(img, circles, cfg)
-    keep = f >= cfg.min_radial_f
-    if keep.all() or not keep.any():
-        return np.ones(len(circles), bool), quality
-    removed = int((~keep).sum())
+    strong = f >= cfg.min_radial_f
+    if strong.all() or not strong.any():
+        return keep, quality
+    removed = int((~strong).sum())
+    keep[np.flatnonzero(present)[~strong]] = False
     reasons = [*quality.reasons, f"{removed} of {len(circles)} circles without radial structure were removed"]
     return keep, Quality("doubtful", reasons, {**quality.metrics, "removed": removed})
 
@@ -226,6 +255,18 @@ def _assess(img: np.ndarray, circles: np.ndarray, info: dict, cfg: QualityConfig
         if spread > cfg.passes_ratio:
             said = ", ".join(f"{k} {v:.1f} px" for k, v in readings.items())
             reasons.append(f"independent size readings disagree by {spread:.1f}x ({said})")
+    # Counting statistics: the benchmark's own bar (mean within 5 %) cannot be met by a sample too small
+    # or too broad for it, whatever the detection did (5 particles per trackpy frame: +-12 % by chance).
+    from srpsa.psd.particles import edge_flags
+    from srpsa.psd.sampling import required_count
+
+    d_in = 2.0 * circles[~edge_flags(circles, img.shape[:2]), 2]
+    if len(d_in) >= 2:
+        need = required_count(d_in, cfg.size_precision)
+        metrics["count_needed"] = int(need)
+        if len(d_in) < need:
+            reasons.append(f"{len(d_in)} whole particles are too few to know the median size to +-{100 * cfg.size_precision:g} % "
+                           f"at their spread (about {need} needed, ISO 13322-1 count rule)")
     if info.get("scales_from") == "config":
         reasons.append("particle size estimate not confident: the detector searched its configured scales")
     status = "failed" if failed else ("doubtful" if reasons else "ok")

@@ -98,7 +98,8 @@ class Result:
             self.particles.to_csv(fh, index=False, float_format="%.4f")
         pixel_size = self.summary.get("pixel_size_um")
         plot_overlay(self.rgb if self.rgb is not None else self.image, self.circles, out / "overlay.png", edge=edge, scores=self.scores,
-                     ids=self.particles["id"].to_numpy(), pixel_size_um=pixel_size)
+                     ids=self.particles["id"].to_numpy(), pixel_size_um=pixel_size,
+                     fov_circle=(self.summary.get("roi") or {}).get("circle"))
         plot_psd(self.diameters, out / "psd.png", unit=self.statistics.unit, title=title or Path(self.summary["image"]).name,
                  ci={"number": self.statistics.q0.get("ci"), "volume": self.statistics.q3.get("ci")})
         if exports is None:

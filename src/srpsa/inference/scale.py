@@ -178,6 +178,11 @@ def _normalised(image: np.ndarray) -> np.ndarray | None:
     if img.ndim != 2 or min(img.shape) < 16:
         raise InputError(f"particle size estimate needs a 2-D gray image of at least 16x16 px, got shape {img.shape}")
     lo, hi = np.percentile(img, [0.5, 99.5])
+    wlo, whi = np.percentile(img, [0.01, 99.99])
+    if hi - lo < 0.2 * (whi - wlo):
+        # Particles on under 0.5 % of the pixels (sparse small disks) are outside the 0.5-99.5 range,
+        # which then is the background's alone (issue 13): the wider range keeps them.
+        lo, hi = wlo, whi
     if hi - lo <= 1e-6:
         return None  # a flat image holds no particles
     return ((img - lo) / (hi - lo)).astype(np.float32)

@@ -10,6 +10,7 @@ unit in its ImageDescription.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -63,8 +64,13 @@ def unit_to_um(unit: str) -> float | None:
     return _UNIT_WORDS.get(u.lower())
 
 
-def _valid(value: float) -> bool:
-    return math.isfinite(value) and value > 0
+def is_pixel_size(value: object) -> bool:
+    """True for a usable pixel size: a real number (not a bool), finite and > 0 (um/px).
+
+    The one check of a pixel size; callers raise their own error naming their parameter or flag.
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
 
 
 def missing_calibration_warning(path: str | os.PathLike[str]) -> str:
@@ -74,7 +80,7 @@ def missing_calibration_warning(path: str | os.PathLike[str]) -> str:
 
 
 def _isotropy_warning(path: Path, source: str, x_um: float, y_um: float | None) -> list[str]:
-    if y_um is None or not _valid(y_um) or math.isclose(x_um, y_um, rel_tol=1e-3):
+    if y_um is None or not is_pixel_size(y_um) or math.isclose(x_um, y_um, rel_tol=1e-3):
         return []
     return [f"{path.name}: pixels are not square in the {source} metadata (x {x_um:.6g} um, "
             f"y {y_um:.6g} um); using the x size"]
@@ -206,7 +212,7 @@ def pixel_size_from_tiff(tif: tifffile.TiffFile, path: str | os.PathLike[str]) -
             continue
         if value is None:
             continue
-        if not _valid(value):
+        if not is_pixel_size(value):
             warnings.append(f"{p.name}: ignoring {source} pixel size {value!r} (not a positive number)")
             continue
         return value, source, warnings + notes
@@ -225,7 +231,7 @@ def check_pixel_size(value: float, name: str = "pixel size") -> float:
         v = float(value)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name}: {value!r} is not a number (um per pixel)") from exc
-    if not _valid(v):
+    if not is_pixel_size(v):
         raise InputError(f"{name}: {value!r} must be a finite number > 0 (um per pixel)")
     return v
 

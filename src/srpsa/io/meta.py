@@ -8,10 +8,10 @@ does not silently lose a field.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-from srpsa.errors import InputError
+from srpsa.config import read_toml
+from srpsa.errors import ConfigError, InputError
 
 META_KEYS = ("sample", "lot", "operator", "instrument", "objective", "notes")
 _MAX_LEN = 2000
@@ -21,13 +21,9 @@ def read_meta(path: str | Path, flag: str = "--meta") -> dict[str, str]:
     """The metadata of a TOML file, keys in :data:`META_KEYS` order; one-line InputError naming ``flag``."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{flag}: file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{flag}: cannot read {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{flag}: {path} is not valid TOML: {exc}") from None
+        data = read_toml(path, what=flag)  # the project's one TOML reader; its one-line messages name the flag
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
     unknown = [k for k in data if k not in META_KEYS]
     if unknown:
         raise InputError(f"{flag}: unknown key(s) {', '.join(unknown)} in {path}; allowed: {', '.join(META_KEYS)}")

@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from srpsa.errors import InputError
+from srpsa.io.calibration import is_pixel_size
 from srpsa.psd.kde import kde_mode
 from srpsa.psd.sampling import bootstrap_ci, count_warnings
 from srpsa.psd.weighted import weighted_mean, weighted_percentile, weighted_quantile_rows, weighted_std
@@ -96,7 +97,7 @@ def ecd_from_area(area_px: np.ndarray, pixel_size_um: float | None = None) -> tu
 def _scale(d_px: np.ndarray, pixel_size_um: float | None) -> tuple[np.ndarray, str]:
     if pixel_size_um is None:
         return d_px, "px"
-    if not (math.isfinite(pixel_size_um) and pixel_size_um > 0):
+    if not is_pixel_size(pixel_size_um):
         raise InputError(f"pixel size must be a positive number of um, got {pixel_size_um!r}")
     return d_px * float(pixel_size_um), "um"
 

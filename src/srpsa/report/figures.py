@@ -30,6 +30,7 @@ DPI = 120
 # BGR colours for the overlay: interior particles green (or coloured by score), border particles magenta.
 _INTERIOR_BGR = (60, 220, 60)
 _EDGE_BGR = (255, 0, 255)
+_FOV_BGR = (255, 255, 0)  # cyan: the field of view of --roi auto
 # Sub-pixel drawing: OpenCV takes fixed-point coordinates with this many fractional bits.
 _SHIFT = 4
 
@@ -193,6 +194,7 @@ def plot_overlay(
     max_size: int = 2048,
     ids: np.ndarray | None = None,
     pixel_size_um: float | None = None,
+    fov_circle: tuple[float, float, float] | None = None,
 ) -> None:
     """Write the image with the detected circles drawn on it (PNG or any format OpenCV writes).
 
@@ -211,6 +213,9 @@ def plot_overlay(
         The image is downscaled (area averaging) so its long side is at most this many pixels.
     ids, pixel_size_um : optional
         Particle ids written at the circle centres, and a scale bar when calibrated (report/annotate.py).
+    fov_circle : (x, y, R), optional
+        The field of view found by ``--roi auto`` (inference/fov.py), drawn in cyan: particles cut by it
+        are marked edge like border ones.
     """
     if max_size < 16:
         raise InputError(f"max_size must be at least 16 pixels, got {max_size}")
@@ -247,6 +252,11 @@ def plot_overlay(
         for (cx, cy), r, colour, on_edge in zip(centres, radii, colours, edge_list):
             cv2.circle(canvas, (cx, cy), r, _EDGE_BGR if on_edge else colour, thickness, cv2.LINE_AA, _SHIFT)
 
+    if fov_circle is not None:
+        fx, fy, fr = (float(v) for v in fov_circle)
+        centre = tuple(int(v) for v in np.rint((np.array([fx, fy]) + 0.5) * scale * (1 << _SHIFT) - 0.5 * (1 << _SHIFT)))
+        cv2.circle(canvas, centre, int(round(fr * scale * (1 << _SHIFT))), _FOV_BGR,
+                   max(1, round(max(canvas.shape[:2]) / 800)), cv2.LINE_AA, _SHIFT)
     if ids is not None and n:
         from srpsa.report.annotate import draw_ids
 

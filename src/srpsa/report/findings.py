@@ -104,11 +104,16 @@ def merged_settings(images: list[ImageResult]) -> list[tuple[str, list[tuple[str
 
 
 def merged_models(images: list[ImageResult]) -> list[tuple[str, str, list[str]]]:
-    """``[(model name, sha256, [image names]), ...]``: one row per distinct (name, hash)."""
+    """``[(model name, sha256, [image names]), ...]``: one row per distinct (name, hash).
+
+    A model loaded but not run on an image (``"ran": false`` in its summary.json, e.g. the translator on
+    the native small-particle route) does not count for that image; summaries without the key count."""
     rows: dict[tuple[str, str], list[str]] = {}
     for im in images:
         models = im.summary.get("models")
         for name, info in (models.items() if isinstance(models, dict) else []):
+            if isinstance(info, dict) and info.get("ran") is False:
+                continue
             digest = str(info.get("sha256", "")) if isinstance(info, dict) else ""
             rows.setdefault((str(name), digest or "unknown"), []).append(im.name)
     return [(name, digest, names) for (name, digest), names in rows.items()]

@@ -28,7 +28,7 @@ from srpsa import __version__
 from srpsa.io.atomic import atomic_write_text
 from srpsa.report.collect import AnalysisFolder, ImageResult, Pooled, load_analysis, short_list
 from srpsa.report.findings import Finding, collect_findings, merged_models, merged_settings
-from srpsa.report.qc import qc_sections
+from srpsa.report.qc import qc_sections, values_cell
 from srpsa.report.template import page
 
 REPORT_NAME = "report.html"
@@ -172,8 +172,8 @@ def thumbnail_png(path: Path, width: int = THUMB_WIDTH) -> tuple[bytes, int, int
 
 def pooled_psd_png(pooled: Pooled, title: str) -> bytes:
     from srpsa.report.figures import plot_psd
-
-    return _figure_png(lambda p: plot_psd(pooled.diameters, p, unit=pooled.unit, title=title))
+    ci = {w: pooled.stats[k].to_dict().get("ci") for w, k in (("number", "Q0"), ("volume", "Q3")) if k in pooled.stats}
+    return _figure_png(lambda p: plot_psd(pooled.diameters, p, unit=pooled.unit, title=title, ci=ci))
 
 
 def comparison_png(images: list[ImageResult], unit: str) -> bytes:
@@ -423,13 +423,8 @@ def details_section(analysis: AnalysisFolder, findings: list[Finding]) -> str:
 
 
 def settings_section(analysis: AnalysisFolder) -> str:
-    rows = []
-    for key, values in merged_settings(analysis.images):
-        if len(values) == 1:
-            shown = esc(values[0][0])
-        else:
-            shown = "<br>".join(f"{esc(v)} <span class=\"note\">({esc(', '.join(names))})</span>" for v, names in values)
-        rows.append(f'<tr data-setting="{esc(key)}"><th scope="row">{esc(SETTING_LABELS.get(key, key))}</th><td><code>{esc(key)}</code></td><td>{shown}</td></tr>')
+    rows = [f'<tr data-setting="{esc(key)}"><th scope="row">{esc(SETTING_LABELS.get(key, key))}</th><td><code>{esc(key)}</code></td>'
+            f'<td>{values_cell(values)}</td></tr>' for key, values in merged_settings(analysis.images)]
     settings = table(["<th>Setting</th>", "<th>Key</th>", "<th>Value</th>"], rows, cls="settings")
     model_rows = [
         f'<tr data-model="{esc(name)}"><td>{esc(name)}</td><td class="mono">{esc(digest)}</td><td>{len(names)}</td></tr>'

@@ -49,16 +49,21 @@ def spec_results(analysis: AnalysisFolder, spec: str) -> list[tuple[str, dict]]:
     return out
 
 
+def values_cell(values: list[tuple[str, list[str]]]) -> str:
+    """A table cell for a field that may differ between images (sample metadata, settings): the one
+    value, or each value with the images that have it."""
+    from srpsa.report.html import esc
+
+    if len(values) == 1:
+        return esc(values[0][0])
+    return "<br>".join(f'{esc(v)} <span class="note">({esc(short_list(names))})</span>' for v, names in values)
+
+
 def meta_section(analysis: AnalysisFolder) -> str:
     from srpsa.report.html import badge, esc, fmt, table  # noqa: F401
 
-    rows = []
-    for key, values in _meta(analysis.images):
-        if len(values) == 1:
-            shown = esc(values[0][0])
-        else:
-            shown = "<br>".join(f'{esc(v)} <span class="note">({esc(short_list(names))})</span>' for v, names in values)
-        rows.append(f'<tr data-meta="{esc(key)}"><th scope="row">{esc(key.capitalize())}</th><td>{shown}</td></tr>')
+    rows = [f'<tr data-meta="{esc(key)}"><th scope="row">{esc(key.capitalize())}</th><td>{values_cell(values)}</td></tr>'
+            for key, values in _meta(analysis.images)]
     if not rows:
         return ""
     return '<section id="sample"><h2>Sample</h2>' + table(["<th>Field</th>", "<th>Value</th>"], rows, cls="meta") + "</section>"

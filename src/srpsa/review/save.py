@@ -161,7 +161,7 @@ def save_image(root: Path, entry: ImageEntry, body: object, *, refresh_folder=No
         new_summary["review"] = {"saved": now, "sources": sources, "log": REVIEW_FILE}
         with atomic_open(folder / "particles.csv", "w", newline="") as fh:
             table.to_csv(fh, index=False, float_format="%.4f")
-        write_image_figures(entry, table, after.used_diameters)
+        write_image_figures(entry, table, after.used_diameters, new_summary)
         _append_review(folder, {
             "time": now, "from_version": version, "to_version": version_of(folder / "particles.csv"),
             "count_before": before.count, "count_after": after.count, "sources": sources,

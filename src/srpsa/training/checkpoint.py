@@ -1,14 +1,15 @@
-"""Detector training checkpoints (resume); the release weights are in :mod:`srpsa.models.detector_release`.
+"""Training checkpoints (resume) of the detector and of the GANs; release weights live in :mod:`srpsa.models`.
 
-Training checkpoint (``RUNDIR/checkpoint/step_<step>/``), kept apart from the release weights:
+A checkpoint folder (``RUNDIR/checkpoint/``) holds ``step_<step>/`` folders, kept apart from the release
+weights, and ``latest.json`` naming the newest complete one. A step folder holds:
 
-- ``model.safetensors``: current network;
-- ``optimizer.pt``: optimiser state and torch RNG states, written with ``torch.save`` and read back with
-  ``torch.load(weights_only=True)`` (tensors and plain containers only, never arbitrary pickles);
-- ``state.json``: step, epoch, best score, numpy RNG state, config;
+- ``<network>.safetensors``: ``model`` for the detector, ``generator`` and ``discriminator`` for a GAN;
+- ``optimizer.pt``: optimiser state(s), torch RNG states and the step, written with ``torch.save`` and read
+  back with ``torch.load(weights_only=True)`` (tensors and plain containers only, never arbitrary pickles);
+- ``state.json``: step, epoch, best score, numpy RNG state, config, evaluation history...
 
-and ``RUNDIR/checkpoint/latest.json`` naming the newest complete one. All writes are atomic
-(:mod:`srpsa.io.atomic`), so an interrupted save never leaves a torn checkpoint.
+All writes are atomic (:mod:`srpsa.io.atomic`) and ``latest.json`` is written last, so an interrupted save
+never leaves a torn checkpoint in charge; only the newest ``keep`` step folders stay.
 """
 
 from __future__ import annotations
@@ -25,7 +26,38 @@ from srpsa.io.atomic import atomic_path, atomic_write_text
 from srpsa.io.provenance import json_safe
 from srpsa.models.detector_release import cpu_state
 
-# -- training checkpoints ------------------------------------------------------------------------
+# -- shared by both checkpoint kinds -------------------------------------------------------------
+
+
+def _rng_states() -> dict[str, Any]:
+    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def _restore_rng(rng: dict[str, Any]) -> None:
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _finish(folder: Path, sub: Path, step: int, keep: int) -> None:
+    """Point ``latest.json`` at the complete step folder ``sub``, then drop all but the newest ``keep``."""
+    atomic_write_text(folder / "latest.json", json.dumps({"step": step, "dir": sub.name}) + "\n")
+    for old in sorted(folder.glob("step_*"))[:-keep] if keep > 0 else []:
+        if old.name != sub.name:
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
+
+
+def _check_step(sub: Path, blob: dict[str, Any], state: dict[str, Any]) -> None:
+    if int(blob.get("step", -1)) != int(state["step"]):
+        raise InputError(f"checkpoint {sub} is inconsistent: optimizer.pt step {blob.get('step')} != state.json step {state['step']}")
+
+
+# -- detector checkpoints ------------------------------------------------------------------------
 
 
 def save_checkpoint(
@@ -49,18 +81,10 @@ def save_checkpoint(
     sub.mkdir(parents=True, exist_ok=True)
     with atomic_path(sub / "model.safetensors") as tmp:
         save_file(cpu_state(model), str(tmp))
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
     with atomic_path(sub / "optimizer.pt") as tmp:
-        torch.save({"optimizer": optimizer.state_dict(), "rng": rng, "step": step}, tmp)
+        torch.save({"optimizer": optimizer.state_dict(), "rng": _rng_states(), "step": step}, tmp)
     atomic_write_text(sub / "state.json", json.dumps(json_safe(state), indent=2, sort_keys=True, allow_nan=False) + "\n")
-    atomic_write_text(folder / "latest.json", json.dumps({"step": step, "dir": sub.name}) + "\n")
-    for old in sorted(folder.glob("step_*"))[:-keep] if keep > 0 else []:
-        if old.name != sub.name:
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
+    _finish(folder, sub, step, keep)
     return sub
 
 
@@ -89,12 +113,70 @@ def load_checkpoint(
         blob = torch.load(sub / "optimizer.pt", map_location="cpu", weights_only=True)
     except Exception as exc:  # torch's own message spans many lines of (unsafe) advice: name the type only
         raise InputError(f"--resume: checkpoint {sub} is unreadable or does not fit the model ({type(exc).__name__})") from None
-    if int(blob.get("step", -1)) != int(state["step"]):
-        raise InputError(f"checkpoint {sub} is inconsistent: optimizer.pt step {blob.get('step')} != state.json step {state['step']}")
+    _check_step(sub, blob, state)
     if optimizer is not None:
         optimizer.load_state_dict(blob["optimizer"])
     if restore_rng:
-        torch.set_rng_state(blob["rng"]["torch"])
-        if "cuda" in blob["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(blob["rng"]["cuda"])
+        _restore_rng(blob["rng"])
+    return state
+
+
+# -- GAN checkpoints -----------------------------------------------------------------------------
+
+
+def save_gan_checkpoint(
+    folder: str | Path,
+    step: int,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    state: dict[str, Any],
+    *,
+    keep: int = 2,
+) -> Path:
+    """Write ``folder/step_<step>/`` and point ``folder/latest.json`` at it; keep the newest ``keep``.
+
+    The step folder holds ``generator.safetensors``, ``discriminator.safetensors``, ``optimizer.pt``
+    (both Adam states, torch RNG states and the step) and ``state.json`` (JSON-serialisable ``state``).
+    """
+    folder = Path(folder)
+    sub = folder / f"step_{step:09d}"
+    sub.mkdir(parents=True, exist_ok=True)
+    for name, model in (("generator", generator), ("discriminator", discriminator)):
+        with atomic_path(sub / f"{name}.safetensors") as tmp:
+            # cloned: a GAN's state dict may hold views of one storage, which safetensors refuses
+            save_file({k: v.clone() for k, v in cpu_state(model).items()}, str(tmp))
+    with atomic_path(sub / "optimizer.pt") as tmp:
+        torch.save({"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": _rng_states(), "step": step}, tmp)
+    atomic_write_text(sub / "state.json", json.dumps({**state, "step": step}, indent=2, sort_keys=True) + "\n")
+    _finish(folder, sub, step, keep)
+    return sub
+
+
+def load_gan_checkpoint(
+    folder: str | Path,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+) -> dict[str, Any]:
+    """Restore the checkpoint ``folder/latest.json`` names into the given objects; returns its state."""
+    folder = Path(folder)
+    latest = folder / "latest.json"
+    if not latest.is_file():
+        raise InputError(f"--resume: no checkpoint in {folder} (latest.json missing)")
+    try:
+        sub = folder / json.loads(latest.read_text(encoding="utf-8"))["dir"]
+        state = json.loads((sub / "state.json").read_text(encoding="utf-8"))
+        device = next(generator.parameters()).device
+        generator.load_state_dict(load_file(str(sub / "generator.safetensors"), device=str(device)))
+        discriminator.load_state_dict(load_file(str(sub / "discriminator.safetensors"), device=str(device)))
+        blob = torch.load(sub / "optimizer.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load's message spans many lines of (unsafe) advice: name the type only
+        raise InputError(f"--resume: checkpoint in {folder} is unreadable or does not fit the config ({type(exc).__name__})") from None
+    _check_step(sub, blob, state)
+    opt_g.load_state_dict(blob["opt_g"])
+    opt_d.load_state_dict(blob["opt_d"])
+    _restore_rng(blob["rng"])
     return state

@@ -38,6 +38,7 @@ __all__ = [
     "VGGDiscriminatorConfig",
     "build_gan",
     "config_to_dict",
+    "gan_config_from_dict",
     "load_gan_config",
     "ttur_learning_rates",
 ]
@@ -305,6 +306,15 @@ def load_gan_config(path: str | Path) -> GANConfig:
 def config_to_dict(cfg: GANConfig) -> dict[str, Any]:
     """JSON-serialisable dict of the whole config (for run metadata)."""
     return dataclasses.asdict(cfg)
+
+
+def gan_config_from_dict(data: dict[str, Any]) -> GANConfig:
+    """Rebuild a config from :func:`config_to_dict` output (e.g. a run's ``config.json``)."""
+    classes: dict[str, type] = {"translate": TranslateConfig, "superres": SuperResConfig}
+    task = data.get("task") if isinstance(data, dict) else None
+    if task not in classes:
+        raise ConfigError(f"saved GAN config: 'task' must be translate or superres, got {task!r}")
+    return dataclass_from_dict(classes[task], data, "")
 
 
 def build_gan(cfg: GANConfig) -> tuple[Any, Any]:

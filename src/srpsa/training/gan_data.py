@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from srpsa.errors import InputError
+from srpsa.training.distributed import dist_rank_world  # re-exported: its old home
 
 __all__ = [
     "TASKS",
@@ -102,13 +103,6 @@ def read_patch_index(data_dir: str | os.PathLike[str], split: str) -> list[Patch
                 raise InputError(f"{index}: listed patch {path} is missing")
         out.append(rec)
     return out
-
-
-def dist_rank_world() -> tuple[int, int]:
-    """``(rank, world_size)`` of an initialised ``torch.distributed`` group, else ``(0, 1)``."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> list[tuple[int, int]]:

@@ -26,15 +26,13 @@ has to be replayed; the checkpoint holds G, D (with their spectral-norm vectors 
 statistics), both Adam states and the step. An interrupted and resumed run reproduces the per-step
 losses of an uninterrupted one (bit for bit on one CPU thread, tested).
 
-Distributed (``torchrun``): with ``RANK``/``WORLD_SIZE`` set the process group is initialised (gloo on
-the CPU, nccl on CUDA, one GPU per ``LOCAL_RANK``), G and D are wrapped in ``DistributedDataParallel``
-without buffer broadcasts in forward (``forward_sync_buffers=False``, ``broadcast_buffers=False`` before
-torch 2.13): spectral norm updates its ``u``/``v`` buffers in every training forward and they stay equal
-on all ranks because the weights do; batch-norm running statistics stay rank-local (rank 0's are saved).
-Each rank trains on its shard of a global batch of ``world_size * batch_size``
-(``train.batch_size`` is per process). Only rank 0 writes logs, samples, checkpoints and weights;
-the logged losses are rank 0's. In the G step the discriminator is called through the unwrapped module:
-D's gradients are not wanted there, and a DDP forward would wait for them.
+Distributed (``torchrun``, :mod:`srpsa.training.distributed`): each rank trains on its shard of a global
+batch of ``world_size * batch_size`` (``train.batch_size`` is per process). Only rank 0 writes logs,
+samples, checkpoints and weights; the logged losses are rank 0's. In the G step the discriminator is
+called through the unwrapped module: D's gradients are not wanted there, and a DDP forward would wait.
+Modules: checkpoints in :mod:`~srpsa.training.checkpoint`, ``--budget-minutes`` in
+:mod:`~srpsa.training.gan_budget`, evaluations and samples in :mod:`~srpsa.training.gan_eval`,
+``config.json``/``log.jsonl`` in :mod:`~srpsa.training.run_log`.
 
 Outputs in ``OUT``: ``config.json`` (config, data folder, perceptual-loss source, world size),
 ``log.jsonl`` (one ``kind: "train"`` line per ``log_every`` steps: step, lr_g, lr_d, loss terms,
@@ -45,8 +43,6 @@ are those of that last step (``cfg.learning_rates(step - 1)``).
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import json
 import logging
 import os
@@ -56,27 +52,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from srpsa import __version__
-from srpsa.config import dataclass_from_dict
 from srpsa.errors import ConfigError, InputError
-from srpsa.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from srpsa.io.atomic import atomic_write_text
 from srpsa.io.provenance import json_safe
-from srpsa.losses import (
-    ESRGANGeneratorLoss,
-    GANLoss,
-    PerceptualLoss,
-    Pix2PixGeneratorLoss,
-    RelativisticAverageLoss,
-    pix2pix_discriminator_loss,
-)
-from srpsa.models.pix2pix import from_generator_range, to_generator_range
 from srpsa.models.release import save_generator_release
-from srpsa.training.gan_config import GANConfig, SuperResConfig, TranslateConfig, build_gan, config_to_dict
-from srpsa.training.gan_data import PatchPairs, dist_rank_world
+from srpsa.training import gan_budget, gan_eval, gan_steps
+from srpsa.training.checkpoint import load_gan_checkpoint, save_gan_checkpoint
+from srpsa.training.distributed import dist_rank_world, init_distributed, resolve_device, wrap_ddp
+from srpsa.training.gan_config import GANConfig, TranslateConfig, build_gan, config_to_dict, gan_config_from_dict
+from srpsa.training.gan_data import PatchPairs
+from srpsa.training.gan_eval import sample_grid
+from srpsa.training.run_log import CONFIG_FILE, LOG_FILE, JsonlLog, load_run_config, logs_above_bar, progress_bar
 
 __all__ = [
     "GANTrainer",
@@ -89,213 +78,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.json"
-BUDGET_CALIBRATION_STEPS = 100  # steps timed before a --budget-minutes run fixes its length
-LOG_FILE = "log.jsonl"
-SAMPLE_ROWS = 4  # rows of a sample grid
-
-
-# -- config of a run ----------------------------------------------------------------------------------
-
-
-def gan_config_from_dict(data: dict[str, Any]) -> GANConfig:
-    """Rebuild a config from :func:`config_to_dict` output (e.g. a run's ``config.json``)."""
-    classes: dict[str, type] = {"translate": TranslateConfig, "superres": SuperResConfig}
-    task = data.get("task") if isinstance(data, dict) else None
-    if task not in classes:
-        raise ConfigError(f"saved GAN config: 'task' must be translate or superres, got {task!r}")
-    return dataclass_from_dict(classes[task], data, "")
-
-
-def load_run_config(out_dir: str | Path) -> tuple[GANConfig, str]:
-    """``(config, data folder)`` of an existing run (for ``--resume`` without ``--config``/``--data``)."""
-    path = Path(out_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise InputError(f"--resume: {path} not found; is --out a GAN training run?")
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"--resume: cannot read {path}: {exc}") from None
-    return gan_config_from_dict(saved["config"]), saved["data"]
-
-
-# -- checkpoints --------------------------------------------------------------------------------------
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-
-
-def save_gan_checkpoint(
-    folder: str | Path,
-    step: int,
-    generator: nn.Module,
-    discriminator: nn.Module,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    state: dict[str, Any],
-    *,
-    keep: int = 2,
-) -> Path:
-    """Write ``folder/step_<step>/`` and point ``folder/latest.json`` at it; keep the newest ``keep``.
-
-    The step folder holds ``generator.safetensors``, ``discriminator.safetensors``, ``optimizer.pt``
-    (both Adam states, torch RNG states and the step; read back with ``torch.load(weights_only=True)``)
-    and ``state.json`` (JSON-serialisable ``state``). Every file is written atomically and
-    ``latest.json`` last, so a crash mid-save leaves the previous checkpoint in charge.
-    """
-    folder = Path(folder)
-    sub = folder / f"step_{step:09d}"
-    sub.mkdir(parents=True, exist_ok=True)
-    for name, model in (("generator", generator), ("discriminator", discriminator)):
-        with atomic_path(sub / f"{name}.safetensors") as tmp:
-            save_file(_cpu_state(model), str(tmp))
-    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    with atomic_path(sub / "optimizer.pt") as tmp:
-        torch.save({"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng, "step": step}, tmp)
-    atomic_write_text(sub / "state.json", json.dumps({**state, "step": step}, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(folder / "latest.json", json.dumps({"step": step, "dir": sub.name}) + "\n")
-    for old in sorted(folder.glob("step_*"))[:-keep] if keep > 0 else []:
-        if old.name != sub.name:
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
-    return sub
-
-
-def load_gan_checkpoint(
-    folder: str | Path,
-    generator: nn.Module,
-    discriminator: nn.Module,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-) -> dict[str, Any]:
-    """Restore the checkpoint ``folder/latest.json`` names into the given objects; returns its state."""
-    folder = Path(folder)
-    latest = folder / "latest.json"
-    if not latest.is_file():
-        raise InputError(f"--resume: no checkpoint in {folder} (latest.json missing)")
-    try:
-        sub = folder / json.loads(latest.read_text(encoding="utf-8"))["dir"]
-        state = json.loads((sub / "state.json").read_text(encoding="utf-8"))
-        device = next(generator.parameters()).device
-        generator.load_state_dict(load_file(str(sub / "generator.safetensors"), device=str(device)))
-        discriminator.load_state_dict(load_file(str(sub / "discriminator.safetensors"), device=str(device)))
-        blob = torch.load(sub / "optimizer.pt", map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load's message spans many lines of (unsafe) advice: name the type only
-        raise InputError(f"--resume: checkpoint in {folder} is unreadable or does not fit the config ({type(exc).__name__})") from None
-    if int(blob.get("step", -1)) != int(state["step"]):
-        raise InputError(f"checkpoint {sub} is inconsistent: optimizer.pt step {blob.get('step')} != state.json step {state['step']}")
-    opt_g.load_state_dict(blob["opt_g"])
-    opt_d.load_state_dict(blob["opt_d"])
-    torch.set_rng_state(blob["rng"]["torch"])
-    if "cuda" in blob["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(blob["rng"]["cuda"])
-    return state
-
-
-# -- helpers ------------------------------------------------------------------------------------------
-
-
-def _set_requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
-def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for group in opt.param_groups:
-        group["lr"] = lr
-
-
-def _step_seed(seed: int, step: int, rank: int) -> int:
-    """Seed of torch's global RNG (dropout) for one step: a function of (seed, step, rank) only."""
-    return int(np.random.SeedSequence([seed, 2, step, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def _resolve_device(device: str, local_rank: int) -> torch.device:
-    if device == "cpu":
-        return torch.device("cpu")
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device available (this torch build or machine has none)")
-        dev = torch.device(f"cuda:{local_rank}") if device == "cuda" else torch.device(device)
-        torch.cuda.set_device(dev)
-        return dev
-    raise InputError(f"--device must be cpu or cuda, got {device!r}")
-
-
-def _init_distributed(device: str) -> bool:
-    """Join the process group when launched by torchrun; True if this call created it."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ:
-        return False
-    if torch.distributed.is_initialized():
-        return False
-    torch.distributed.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return True
-
-
-def _psnr_ssim(output: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    """PSNR (dB) and SSIM of two ``[0, 1]`` images (data range 1).
-
-    PSNR is ``10 log10(1 / MSE)``, the formula of ``skimage.metrics.peak_signal_noise_ratio``, written out
-    because importing that function pulls in scipy.stats (seconds per process); SSIM is skimage's
-    ``structural_similarity`` (7x7 uniform window, the defaults).
-    """
-    from skimage.metrics import structural_similarity
-
-    mse = float(np.mean((output.astype(np.float64) - target.astype(np.float64)) ** 2))
-    psnr = float("inf") if mse == 0 else 10.0 * float(np.log10(1.0 / mse))
-    ssim = float(structural_similarity(target, output, data_range=1.0))
-    return psnr, ssim
-
-
-def sample_grid(inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor, gap: int = 2) -> np.ndarray:
-    """8-bit grid, one row per pair: input (nearest-upsampled to the target size) | output | target."""
-    size = targets.shape[-1]
-    up = F.interpolate(inputs, size=targets.shape[-2:], mode="nearest") if inputs.shape[-1] != size else inputs
-    rows = []
-    for i in range(targets.shape[0]):
-        tiles = [t[i, 0].clamp(0, 1).cpu().numpy() for t in (up, outputs, targets)]
-        sep = np.ones((size, gap), np.float32)
-        rows.append(np.concatenate([tiles[0], sep, tiles[1], sep, tiles[2]], axis=1))
-        rows.append(np.ones((gap, rows[-1].shape[1]), np.float32))
-    grid = np.concatenate(rows[:-1], axis=0)
-    return np.round(grid * 255.0).astype(np.uint8)
-
-
-class _JsonlLog:
-    """Append-only ``log.jsonl``; on resume, lines after the checkpoint's step are dropped first."""
-
-    def __init__(self, path: Path, resume_step: int | None) -> None:
-        self.path = path
-        if resume_step is None:
-            atomic_write_text(path, "")
-        else:
-            atomic_write_text(path, "".join(json.dumps(e) + "\n" for e in self.read(path) if e.get("step", 0) <= resume_step))
-        self.fh = open(path, "a", encoding="utf-8")
-
-    @staticmethod
-    def read(path: Path) -> list[dict[str, Any]]:
-        """Entries of a log file; a torn last line (crash mid-write) is skipped."""
-        out = []
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return out
-
-    def write(self, entry: dict[str, Any]) -> None:
-        self.fh.write(json.dumps(entry) + "\n")
-        self.fh.flush()
-
-    def close(self) -> None:
-        self.fh.close()
-
 
 # -- the trainer --------------------------------------------------------------------------------------
 
@@ -338,7 +120,7 @@ class GANTrainer:
         self.ckpt_dir = self.out_dir / "checkpoint"
         self.keep_checkpoints = keep_checkpoints
         self.rank, self.world = dist_rank_world()
-        self.device = _resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest kernels
         self.data_dir = Path(data_dir)
@@ -360,12 +142,12 @@ class GANTrainer:
             self.step, self.history = int(state["step"]), list(state.get("eval_history", []))
             log.info("resumed %s from step %d", self.out_dir, self.step)
         self.G, self.D = self._wrap(self.g_net), self._wrap(self.d_net)
-        self.perceptual_source = ""
         self._last_outputs: torch.Tensor | None = None  # G's outputs on the eval crops, reused for samples
-        self._build_losses()
+        self.losses = gan_steps.build_losses(cfg, self.device)
+        self.perceptual_source = self.losses.perceptual_source
         if self.rank == 0:
             self._write_run_config()
-        self.log = _JsonlLog(self.out_dir / LOG_FILE, self.step if resume else None) if self.rank == 0 else None
+        self.log = JsonlLog(self.out_dir / LOG_FILE, self.step if resume else None) if self.rank == 0 else None
         self.last_metrics: dict[str, Any] = self.history[-1]["metrics"] if self.history else {}
 
     # -- setup ---------------------------------------------------------------------------------------
@@ -399,31 +181,7 @@ class GANTrainer:
             raise InputError(f"{self.out_dir} already holds a GAN training run; use --resume or another --out")
 
     def _wrap(self, net: nn.Module) -> nn.Module:
-        if self.world <= 1:
-            return net
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        # No buffer broadcast in forward: SN's u/v agree on all ranks anyway (same weights, same power
-        # iteration), and a broadcast between D's forwards would touch buffers autograd may still need.
-        # torch >= 2.13 names the switch forward_sync_buffers and deprecates broadcast_buffers.
-        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
-            return DistributedDataParallel(net, device_ids=ids, forward_sync_buffers=False)
-        return DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
-
-    def _build_losses(self) -> None:
-        tr = self.cfg.train
-        if isinstance(self.cfg, TranslateConfig):
-            self.gan_loss = GANLoss(self.cfg.train.gan_mode, d_real_label=tr.d_real_label)
-            self.g_loss = Pix2PixGeneratorLoss(self.gan_loss, pixel=self.cfg.train.pixel_loss, lambda_pixel=self.cfg.train.lambda_pixel)
-            return
-        st = self.cfg.train
-        perceptual = PerceptualLoss.build(weights=st.perceptual_weights or None, layer=st.perceptual_layer, seed=st.perceptual_seed)
-        perceptual = perceptual.to(self.device).eval()
-        _set_requires_grad(perceptual, False)
-        self.perceptual_source = perceptual.source
-        self.ragan = RelativisticAverageLoss(d_real_label=st.d_real_label)
-        self.g_loss = ESRGANGeneratorLoss(perceptual, lambda_gan=st.lambda_gan, eta_l1=st.eta_l1, ragan=self.ragan)
+        return wrap_ddp(net, self.device, self.world)
 
     def _write_run_config(self) -> None:
         meta = {
@@ -446,108 +204,38 @@ class GANTrainer:
         step = self.step
         t0 = time.perf_counter()
         lr_g, lr_d = self.cfg.learning_rates(step)
-        _set_lr(self.opt_g, lr_g)
-        _set_lr(self.opt_d, lr_d)
-        torch.manual_seed(_step_seed(self.cfg.train.seed, step, self.rank))
+        gan_steps.set_lr(self.opt_g, lr_g)
+        gan_steps.set_lr(self.opt_d, lr_d)
+        torch.manual_seed(gan_steps.step_seed(self.cfg.train.seed, step, self.rank))
         inp, tgt = self.train_data.batch(step, self.cfg.train.batch_size, self.cfg.train.seed, self.rank, self.world)
         inp, tgt = inp.to(self.device, non_blocking=True), tgt.to(self.device, non_blocking=True)
-        terms = self._translate_step(inp, tgt) if self.task == "translate" else self._superres_step(inp, tgt, step)
+        nets = gan_steps.Nets(self.G, self.D, self.d_net, self.opt_g, self.opt_d)
+        if isinstance(self.cfg, TranslateConfig):
+            terms = gan_steps.translate_step(nets, self.losses, self.cfg.generator.output_activation, inp, tgt)
+        else:
+            terms = gan_steps.superres_step(nets, self.losses, self.cfg.train.psnr_warmup_steps, step, inp, tgt)
         self.step += 1
         return {"step": self.step, "lr_g": lr_g, "lr_d": lr_d, **terms, "seconds": time.perf_counter() - t0}
 
-    def _d_update(self, loss: torch.Tensor) -> None:
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
-
-    def _g_update(self, loss: torch.Tensor) -> None:
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
-
-    def _translate_step(self, om: torch.Tensor, sem: torch.Tensor) -> dict[str, float]:
-        act = self.cfg.generator.output_activation
-        x, y = to_generator_range(om, act), to_generator_range(sem, act)
-        fake = self.G(x)
-        _set_requires_grad(self.d_net, True)
-        loss_d = pix2pix_discriminator_loss(self.gan_loss, self.D(x, y), self.D(x, fake.detach()))
-        self._d_update(loss_d)
-        _set_requires_grad(self.d_net, False)
-        loss_g, parts = self.g_loss(self.d_net(x, fake), fake, y)
-        self._g_update(loss_g)
-        return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()), **{k: float(v) for k, v in parts.items()}}
-
-    def _superres_step(self, lr_img: torch.Tensor, hr: torch.Tensor, step: int) -> dict[str, float]:
-        assert isinstance(self.cfg, SuperResConfig)
-        warm = self.cfg.train.psnr_warmup_steps
-        fake = self.G(lr_img)
-        if step < warm:  # PSNR-oriented warm-up: L1 only, D untouched
-            l1 = F.l1_loss(fake, hr)
-            self._g_update(l1)
-            return {"loss_g": float(l1.detach()), "l1": float(l1.detach())}
-        if step == warm and warm > 0:
-            self.opt_g.state.clear()  # fresh Adam moments for the GAN stage (module docstring)
-        _set_requires_grad(self.d_net, True)
-        loss_d = self.ragan(self.D(hr), self.D(fake.detach()), is_disc=True)
-        self._d_update(loss_d)
-        _set_requires_grad(self.d_net, False)
-        with torch.no_grad():
-            real_logits = self.d_net(hr)
-        loss_g, parts = self.g_loss(real_logits, self.d_net(fake), fake, hr)
-        self._g_update(loss_g)
-        return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()), **{k: float(v) for k, v in parts.items()}}
-
     # -- evaluation, samples, checkpoints, export ----------------------------------------------------
 
-    @torch.no_grad()
     def generate(self, inputs: torch.Tensor, batch: int = 4) -> torch.Tensor:
         """G's output in ``[0, 1]`` for ``[0, 1]`` inputs (eval mode, in chunks), on the CPU."""
-        net = self.g_net
-        was_training = net.training
-        net.eval()
-        outs = []
-        for chunk in inputs.split(batch):
-            chunk = chunk.to(self.device)
-            if self.task == "translate":
-                act = self.cfg.generator.output_activation
-                y = from_generator_range(net(to_generator_range(chunk, act)), act)
-            else:
-                y = net(chunk)
-            outs.append(y.clamp(0.0, 1.0).float().cpu())
-        net.train(was_training)
-        return torch.cat(outs)
+        act = self.cfg.generator.output_activation if self.task == "translate" else None
+        return gan_eval.generate(self.g_net, inputs, self.device, act, batch)
 
     def evaluate(self) -> dict[str, Any]:
         """Mean PSNR (dB) and SSIM of G on the evaluation crops; superres adds the bicubic baseline."""
         inputs, targets = self.eval_data
         outputs = self.generate(inputs)
-        scores = [_psnr_ssim(o[0].numpy(), t[0].numpy()) for o, t in zip(outputs, targets)]
-        metrics: dict[str, Any] = {
-            "psnr": float(np.mean([s[0] for s in scores])),
-            "ssim": float(np.mean([s[1] for s in scores])),
-            "n": len(scores),
-            "split": self.eval_split,
-        }
-        if self.task == "superres":
-            bicubic = F.interpolate(inputs, size=targets.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
-            base = [_psnr_ssim(b[0].numpy(), t[0].numpy()) for b, t in zip(bicubic, targets)]
-            metrics["psnr_bicubic"] = float(np.mean([s[0] for s in base]))
-            metrics["ssim_bicubic"] = float(np.mean([s[1] for s in base]))
         self._last_outputs = outputs
-        return metrics
+        return gan_eval.evaluate_generator(outputs, inputs, targets, self.eval_split, self.task == "superres")
 
     def write_samples(self, outputs: torch.Tensor | None = None) -> Path:
         """``OUT/samples/step_XXXXXX.png``: the first evaluation crops, input | output | target."""
-        inputs, targets = (t[:SAMPLE_ROWS] for t in self.eval_data)
-        outputs = self.generate(inputs) if outputs is None else outputs[:SAMPLE_ROWS]
-        import cv2
-
-        ok, buf = cv2.imencode(".png", sample_grid(inputs, outputs, targets))
-        if not ok:  # pragma: no cover - OpenCV encodes any 2-D uint8 array
-            raise InputError("cannot encode the sample grid")
-        path = self.out_dir / "samples" / f"step_{self.step:06d}.png"
-        atomic_write_bytes(path, buf.tobytes())
-        return path
+        inputs, targets = self.eval_data
+        outputs = self.generate(inputs[: gan_eval.SAMPLE_ROWS]) if outputs is None else outputs
+        return gan_eval.write_samples(self.out_dir / "samples" / f"step_{self.step:06d}.png", inputs, outputs, targets)
 
     def save_checkpoint(self) -> Path:
         state = {"config": config_to_dict(self.cfg), "eval_history": self.history, "perceptual_source": self.perceptual_source}
@@ -579,18 +267,19 @@ class GANTrainer:
     ) -> dict[str, Any]:
         """Train until ``self.step == stop``; evaluate, sample and checkpoint on schedule and at the end.
 
-        ``budget_s`` (seconds of wall clock for this call): after :data:`BUDGET_CALIBRATION_STEPS` steps
-        the run measures its speed and shrinks ``stop`` and ``train.total_steps`` to the steps that fit,
+        ``budget_s`` (seconds of wall clock for this call): after
+        :data:`~srpsa.training.gan_budget.BUDGET_CALIBRATION_STEPS` steps the run measures its speed and
+        shrinks ``stop`` and ``train.total_steps`` to the steps that fit,
         so the whole learning-rate schedule (TTUR swap, decay) fits the budget; a hard stop at the
         deadline still ends the run cleanly (final evaluation, checkpoint, weights).
         """
         sample_every = eval_every if sample_every is None else sample_every
         main = self.rank == 0
-        bar = _progress_bar(self.step, stop, f"{self.task} {self.cfg.name}", progress and main)
+        bar = progress_bar(self.step, stop, f"{self.task} {self.cfg.name}", progress and main)
         seconds: list[float] = []
         t_start = time.time()
         deadline = None if budget_s is None else time.monotonic() + budget_s
-        with _logs_above_bar(bar is not None):
+        with logs_above_bar(bar is not None):
             while self.step < stop:
                 entry = self.train_step()
                 seconds.append(entry["seconds"])
@@ -605,53 +294,19 @@ class GANTrainer:
         return {"seconds": seconds, "train_time_s": time.time() - t_start}
 
     def _fit_budget(self, stop: int, seconds: list[float], deadline: float, bar: Any) -> int:
-        """The new ``stop`` under a wall-clock budget (see :meth:`run`); identical on every rank.
-
-        Every rank takes the same branch at every step (the step count is shared), so the collectives in
-        ``_agree_min`` always pair up; whether the deadline has passed is agreed on, not decided per rank.
-        """
-        now = time.monotonic()
-        if len(seconds) == BUDGET_CALIBRATION_STEPS:
-            # Skip the first steps (cuDNN autotuning, first image decodes); evaluations and checkpoints
-            # cost a few steps each, so keep a 10 % margin for them.
-            per_step = float(np.median(seconds[BUDGET_CALIBRATION_STEPS // 3 :]))
-            fit = self.step + int(0.9 * max(deadline - now, 0.0) / per_step)
-            fit = _agree_min(fit, self.device)
-            if fit < stop and self._can_rescale(fit):
-                log.info("budget: %.3f s/step, training %d steps instead of %d", per_step, fit, stop)
-                stop = fit
-                self._set_total_steps(stop)
-                if bar is not None:
-                    bar.total = stop
-                    bar.refresh()
-            elif fit < stop:
-                log.warning("budget: %d steps fit, but the schedule cannot shrink below step %d; "
-                            "stopping at the deadline instead", fit, self.step)  # fmt: skip
-        elif self.step < stop:
-            # hard stop once any rank is past the deadline; the schedule keeps its planned shape
-            agreed = _agree_min(self.step if now > deadline else stop, self.device)
-            if agreed < stop:
-                stop = agreed
-                log.warning("budget: wall-clock deadline reached at step %d", stop)
-        return stop
-
-    def _with_total_steps(self, total: int) -> GANConfig:
-        import dataclasses
-
-        return dataclasses.replace(self.cfg, train=dataclasses.replace(self.cfg.train, total_steps=total))
-
-    def _can_rescale(self, total: int) -> bool:
-        """True when a run planned with ``total`` steps would have used the very learning rates of the
-        steps already done (they all lie before the TTUR swap and, for ESRGAN, the rescaled schedule
-        still holds its PSNR warm-up), so the shortened run is one that could have been planned so."""
-        new = self._with_total_steps(total)
-        if isinstance(new, SuperResConfig) and total <= new.train.psnr_warmup_steps:
-            return False
-        return all(new.learning_rates(s) == self.cfg.learning_rates(s) for s in range(self.step + 1))
+        """The new ``stop`` under a wall-clock budget (:func:`srpsa.training.gan_budget.budget_stop`)."""
+        new, rescale = gan_budget.budget_stop(self.step, stop, seconds, deadline, self.device,
+                                              lambda total: gan_budget.can_rescale(self.cfg, self.step, total))  # fmt: skip
+        if rescale:
+            self._set_total_steps(new)
+            if bar is not None:
+                bar.total = new
+                bar.refresh()
+        return new
 
     def _set_total_steps(self, total: int) -> None:
-        """Rescale the run's schedule to ``total`` steps (see :meth:`_can_rescale`)."""
-        self.cfg = self._with_total_steps(total)
+        """Rescale the run's schedule to ``total`` steps (see :func:`srpsa.training.gan_budget.can_rescale`)."""
+        self.cfg = gan_budget.with_total_steps(self.cfg, total)
         if self.rank == 0:
             self._write_run_config()
 
@@ -685,32 +340,6 @@ class GANTrainer:
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
-
-
-def _agree_min(value: int, device: torch.device) -> int:
-    """``value`` made equal on every rank (the minimum), so all ranks stop at the same step."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return value
-    t = torch.tensor([value], dtype=torch.int64, device=device)
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
-    return int(t.item())
-
-
-def _logs_above_bar(enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    """Route log messages (evaluations) through tqdm so they print above the bar instead of through it."""
-    if not enabled:
-        return contextlib.nullcontext()
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    return logging_redirect_tqdm()
-
-
-def _progress_bar(start: int, stop: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=stop, initial=start, desc=desc, dynamic_ncols=True, unit="step")
 
 
 # -- entry point --------------------------------------------------------------------------------------
@@ -788,7 +417,7 @@ def train_gan(
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    created = _init_distributed(device)
+    created = init_distributed(device)
     trainer = None
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
