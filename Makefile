@@ -42,7 +42,8 @@ test-slow: $(STAMP)
 # full-pipeline configurations, the real images, every method on a 4752x3168 image, how time and memory
 # grow with image and particle size (benchmarks/scaling.py, issue 16), and the generalisation benchmark
 # (issue 13: render2 styles and the real sets; it alone takes hours on 2 cores, the paper chain most of it;
-# `benchmarks/generalisation.py --quick` is a 10-min sanity run). YOLO rows need
+# `benchmarks/generalisation.py --quick` is a 10-min sanity run), and the few-shot fine-tuning benchmark
+# (issue 15, benchmarks/fewshot.py: 6 fine-tunes of 5 min each, about 45 min). YOLO rows need
 # `make bench-yolo` and its weights (YOLO_WEIGHTS); ABLATION names extra translators for Tables 1/2.
 YOLO_WEIGHTS ?= runs/yolo/yolov5nu/run/weights/last.pt
 ABLATION ?=
@@ -54,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/speed_methods.py --repeats 3 --tune-budget 40 --write
 	$(BIN)/python benchmarks/scaling.py --iso 7 10 15 30 55 90 --write
 	$(BIN)/python benchmarks/generalisation.py --write
+	$(BIN)/python benchmarks/fewshot.py --minutes 5 --write
 
 clean-venv:
 	rm -rf $(VENV)

@@ -27,13 +27,27 @@ def as_flag_error(exc: ParameterError) -> InputError:
     return InputError(f"{FLAGS.get(exc.param, exc.param)} {exc.problem}")
 
 
+def _pipeline_for_weights(pipeline: str | None, modality: str, weights: Path | None) -> str:
+    """--pipeline, or without it the default: the pipeline a fine-tuned weights folder (finetune.json)
+    names for its adapted detector (detect-only for an OM fine-tune; srpsa.inference.finetuned), else
+    defaults.PIPELINE."""
+    if pipeline is not None:
+        return pipeline
+    if modality != "om":
+        return D.PIPELINE
+    from srpsa.inference.finetuned import preferred_pipeline
+    from srpsa.inference.weights import weights_root
+
+    return preferred_pipeline(weights_root(weights)) or D.PIPELINE
+
+
 def command(
     inputs: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively for PNG, JPEG, BMP, TIFF)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: one sub-folder per image plus summary.csv and errors.csv."),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Pixel size in um/px; overrides any calibration in the files."),
     modality: str = typer.Option(D.MODALITY, "--modality", help="om: optical microscope image; sem: SEM image (detector runs directly)."),
-    pipeline: str = typer.Option(
-        D.PIPELINE, "--pipeline", help="For OM input: full (OM -> translate to SEM-like -> SEM detector; F1 1.000 and mean size within 2 % on every simulator preset, docs/decisions.md) or detect-only (the OM-trained detector alone, faster on small images)."
+    pipeline: str | None = typer.Option(
+        None, "--pipeline", show_default=D.PIPELINE, help="For OM input: full (OM -> translate to SEM-like -> SEM detector; F1 1.000 and mean size within 2 % on every simulator preset, docs/decisions.md) or detect-only (the OM-trained detector alone, faster on small images). A `srpsa finetune` --weights folder of OM images defaults to detect-only."
     ),
     flow: str = typer.Option(D.ENHANCE_FLOW, "--flow", help="Full pipeline: adaptive (GAN working scales follow the particle size) or paper (1024 -> 512 -> 128 -> 512)."),
     sr: str = typer.Option(D.ENHANCE_SR, "--sr", help="Full pipeline: none (the detector reads the translation; 2-3x faster, same F1 and mean size on the simulator, docs/decisions.md) or model (ESRGAN stage in between, the paper's chain)."),
@@ -74,6 +88,7 @@ def command(
     from srpsa.io.exports import parse_exports
     from srpsa.io.meta import read_meta
 
+    pipeline = _pipeline_for_weights(pipeline, modality, weights)
     try:
         settings = AnalyzeSettings(
             modality=modality,

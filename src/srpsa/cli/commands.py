@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("report", "report"),
     ("review", "review"),
     ("train", "train"),
+    ("finetune", "finetune"),
 ]
 
 

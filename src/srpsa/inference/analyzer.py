@@ -102,6 +102,10 @@ def _load_models(settings: AnalyzeSettings) -> _Models:
     dirs = {name: W.model_dir(name, settings.weights) for name in names}
     hashes = {name: W.weights_hash(folder) for name, folder in dirs.items()}
     models = _Models(dirs, hashes)
+    from srpsa.inference.finetuned import pipeline_note
+
+    if note := pipeline_note(W.weights_root(settings.weights), settings.modality, settings.pipeline):
+        models.notes.append(note)
     if settings.pipeline == "full" and settings.modality == "om":
         models.full, note = _load_full_pipeline(
             str(W.weights_root(settings.weights)), str(dirs[W.TRANSLATOR]), str(dirs[W.SUPERRES]),

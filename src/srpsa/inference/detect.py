@@ -41,6 +41,17 @@ log = logging.getLogger(__name__)
 
 # An automatic size estimate below this confidence is not trusted: the configured scales are used.
 MIN_ESTIMATE_CONFIDENCE = 0.2
+
+
+def _with_pinned(scales: list[float], inf) -> list[float]:
+    """``scales`` plus each of ``inf.pinned_scales`` not within half a pyramid step of one of them."""
+    out = [float(s) for s in scales]
+    for p in inf.pinned_scales:
+        if all(abs(np.log(p / s)) > 0.5 * np.log(inf.scale_step) for s in out):
+            out.append(float(p))
+    return sorted(out, reverse=True)
+
+
 class Detection(NamedTuple):
     """What :meth:`Detector.detect` returns: circles, scores and what was decided for this image.
 
@@ -170,10 +181,10 @@ class Detector:
             info = {"estimated_diameter_range_px": [d_lo, d_hi], "estimate_confidence": conf}
             if np.isfinite(d_lo) and conf >= MIN_ESTIMATE_CONFIDENCE:
                 info["scales_from"] = "estimate"
-                return choose_scales(d_lo, d_hi, inf), info
+                return _with_pinned(choose_scales(d_lo, d_hi, inf), inf), info
             log.info("particle size estimate not confident (%.2f): using the configured scales %s", conf, inf.scales)
         info["scales_from"] = "config"
-        return sorted((float(s) for s in inf.scales), reverse=True), info
+        return _with_pinned([float(s) for s in inf.scales], inf), info
 
     # -- network ----------------------------------------------------------------------------------
     def predict_maps(self, image: np.ndarray, stats: tuple[float, float] | None = None) -> np.ndarray:

@@ -115,6 +115,9 @@ class InferenceConfig:
 
     scales: tuple[float, ...] = (0.25, 0.125)  # paper 3.4 / 5.2.3: image fed at 1/4 and 1/8
     auto_scale: bool = True  # choose scales from diameter_range or the size estimate, not `scales`
+    # Scales always added to the automatic or configured ones (not to explicit scales or a diameter
+    # range): `srpsa finetune` pins the scales that cover the labelled sizes of the user's microscope.
+    pinned_scales: tuple[float, ...] = ()
     # Accept a detection from one scale only if its radius in cells lies in this band (the smallest
     # scale keeps everything above the lower bound, the largest everything below the upper bound).
     valid_band: tuple[float, float] = (0.9, 5.0)
