@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -48,16 +47,12 @@ SRPSA_METHODS = {"default": {}, "detect-only": {"pipeline": "detect-only"}, "pap
 
 
 def run_srpsa(path: Path, modality: str, **overrides) -> tuple[np.ndarray, dict]:
-    """The ONE call of srpsa's pipeline (switch here to srpsa.analyze when the public API lands)."""
-    import pandas as pd
+    """The ONE call of srpsa's pipeline: the public API, as a user would call it (models are cached per
+    process, so one call per image does not reload them)."""
+    import srpsa
 
-    from srpsa.inference.pipeline import AnalyzeSettings, analyze_image
-
-    settings = AnalyzeSettings(modality=modality, bootstrap=0, **overrides)
-    with tempfile.TemporaryDirectory() as d:
-        summary = analyze_image(path, d, settings)
-        table = pd.read_csv(Path(d) / "particles.csv")
-    return table[["x_px", "y_px", "r_px"]].to_numpy(float).reshape(-1, 3), summary
+    result = srpsa.analyze(path, modality=modality, bootstrap=0, **overrides)
+    return result.particles[["x_px", "y_px", "r_px"]].to_numpy(float).reshape(-1, 3), result.summary
 
 
 def _quality(summary: dict, path: Path, circles: np.ndarray) -> tuple[str | None, str]:
