@@ -376,3 +376,29 @@ def test_report_renders_in_headless_chromium(request, tmp_path):
     # The pooled PSD plot is decoded and drawn: its KDE line is matplotlib's C0 blue (31, 119, 180).
     blue = np.all(np.abs(rgb - np.array([31, 119, 180])) <= 12, axis=-1)
     assert blue.sum() > 200
+
+
+def test_quality_verdict_in_summary_csv_and_report(analysis_dir, tmp_path):
+    """The self-check's verdict of each image reaches summary.csv and the report's image table."""
+    folder = _copy(analysis_dir, tmp_path)
+    path = folder / "uncal" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["quality"] = {"status": "doubtful", "reasons": ["a made-up reason"]}
+    path.write_text(json.dumps(summary))
+    from srpsa.inference.tables import rebuild_batch_tables
+
+    rebuild_batch_tables(folder, [], [])
+    table = pd.read_csv(folder / "summary.csv").set_index("image")
+    cal = json.loads((folder / "cal" / "summary.json").read_text())["quality"]["status"]
+    assert table.loc["cal", "quality"] == cal and table.loc["uncal", "quality"] == "doubtful"
+    assert table.loc["uncal", "quality_reasons"] == "a made-up reason"
+    assert "POOLED" not in table.index  # px and um do not pool; the pooled verdict is the worst image's:
+    from srpsa.inference.tables import _pooled_quality
+
+    pooled = _pooled_quality({"a": {"quality": {"status": "ok"}}, "b": summary, "c": {}})
+    assert pooled == {"quality": "doubtful", "quality_reasons": "1 of 2 images doubtful or failed"}
+    doc = parse(write_report(folder))
+    (images,) = doc.find_all("table", **{"class": "images"})
+    rows = {tr.attrs["data-image"]: tr for tr in images.find_all("tr") if "data-image" in tr.attrs}
+    assert rows["uncal"].attrs["data-quality"] == "doubtful" and "doubtful" in rows["uncal"].all_text()
+    assert rows["cal"].attrs["data-quality"] == cal

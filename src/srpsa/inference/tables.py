@@ -40,12 +40,29 @@ def _row(name: str, summary: dict) -> dict:
         "unit": summary["unit"],
         "pixel_size_um": summary["pixel_size_um"],
         "pixel_size_source": summary["pixel_size_source"],
+        # the self-check's verdict (inference/quality.py): a doubtful result must not look like a good one
+        "quality": (summary.get("quality") or {}).get("status", ""),
+        "quality_reasons": "; ".join((summary.get("quality") or {}).get("reasons", [])),
     }
     for table in ("Q0", "Q3"):
         for key in STAT_KEYS:
             row[f"{table}_{key}"] = summary["statistics"][table].get(key)
     row["seconds"] = summary["seconds"]["total"]
     return row
+
+
+_QUALITY_ORDER = ("ok", "doubtful", "failed")
+
+
+def _pooled_quality(finished: dict[str, dict]) -> dict:
+    """The pooled row's verdict: the worst of its images', with how many images are not ok."""
+    status = [str((s.get("quality") or {}).get("status", "")) for s in finished.values()]
+    known = [q for q in status if q in _QUALITY_ORDER]
+    if not known:
+        return {"quality": "", "quality_reasons": ""}
+    worst = max(known, key=_QUALITY_ORDER.index)
+    bad = sum(q != "ok" for q in known)
+    return {"quality": worst, "quality_reasons": f"{bad} of {len(known)} images doubtful or failed" if bad else ""}
 
 
 def _pooled_row(finished: dict[str, dict], out_root: Path) -> dict | None:
@@ -68,7 +85,7 @@ def _pooled_row(finished: dict[str, dict], out_root: Path) -> dict | None:
     if not diam or len(units) != 1:
         return None  # pooling px with um would be meaningless
     d = np.concatenate(diam)
-    row = {"image": "POOLED", "path": "", "count": n_all, "count_used": int(len(d)), "unit": units.pop()}
+    row = {"image": "POOLED", "path": "", "count": n_all, "count_used": int(len(d)), "unit": units.pop(), **_pooled_quality(finished)}
     for table, weighting in (("Q0", "number"), ("Q3", "volume")):
         stats = size_statistics(d, weighting=weighting).to_dict()
         for key in STAT_KEYS:

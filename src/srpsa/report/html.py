@@ -313,9 +313,11 @@ def pooled_section(analysis: AnalysisFolder) -> str:
 
 def _image_row(im: ImageResult, index: int, n_warnings: int) -> str:
     q0 = im.statistics("Q0")
+    quality = im.summary.get("quality") if isinstance(im.summary.get("quality"), dict) else {}
+    verdict = str(quality.get("status") or "ok")  # a summary without a self-check reads as analysed ok
     cells = [
         f'<td><a href="#{anchor(index)}">{esc(im.name)}</a></td>',
-        f"<td>{badge('ok', 'ok')}</td>",
+        f'<td title="{esc("; ".join(quality.get("reasons", [])))}">{badge(verdict, QUALITY_BADGE.get(verdict, "warning"))}</td>',
         f"<td>{esc(unit_text(im.unit))}</td>",
         int_cell(im.count, "count"),
         int_cell(im.count_used, "counted"),
@@ -325,11 +327,14 @@ def _image_row(im: ImageResult, index: int, n_warnings: int) -> str:
         num_cell(q0.get("cv"), "Q0.cv"),
         f'<td class="num">{badge(str(n_warnings), "warning") if n_warnings else "0"}</td>',
     ]
-    return f'<tr data-image="{esc(im.name)}" data-status="ok">{"".join(cells)}</tr>'
+    return f'<tr data-image="{esc(im.name)}" data-status="ok" data-quality="{esc(verdict)}">{"".join(cells)}</tr>'
+
+
+QUALITY_BADGE = {"ok": "ok", "doubtful": "warning", "failed": "failed"}  # the self-check's verdict -> badge colour
 
 
 def images_section(analysis: AnalysisFolder, findings: list[Finding]) -> str:
-    head = ["<th>Image</th>", "<th>Status</th>", "<th>Unit</th>", '<th class="num">Count</th>', '<th class="num">Counted</th>',
+    head = ["<th>Image</th>", '<th title="the self-check (docs/quality.md); hover for its reasons">Quality</th>', "<th>Unit</th>", '<th class="num">Count</th>', '<th class="num">Counted</th>',
             '<th class="num">Edge excl.</th>', '<th class="num">Q0 mean</th>', '<th class="num">Q0 D50</th>',
             '<th class="num">CV (%)</th>', '<th class="num">Warnings</th>']
     per_image = {}
