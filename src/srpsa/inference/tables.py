@@ -51,16 +51,14 @@ def _row(name: str, summary: dict) -> dict:
     return row
 
 
-_QUALITY_ORDER = ("ok", "doubtful", "failed")
-
-
 def _pooled_quality(finished: dict[str, dict]) -> dict:
     """The pooled row's verdict: the worst of its images', with how many images are not ok."""
+    from srpsa.inference.quality import STATUSES  # ok < doubtful < failed
     status = [str((s.get("quality") or {}).get("status", "")) for s in finished.values()]
-    known = [q for q in status if q in _QUALITY_ORDER]
+    known = [q for q in status if q in STATUSES]
     if not known:
         return {"quality": "", "quality_reasons": ""}
-    worst = max(known, key=_QUALITY_ORDER.index)
+    worst = max(known, key=STATUSES.index)
     bad = sum(q != "ok" for q in known)
     return {"quality": worst, "quality_reasons": f"{bad} of {len(known)} images doubtful or failed" if bad else ""}
 
