@@ -245,7 +245,17 @@ class Analyzer:
 
             warnings.extend(check_diameter_range_px(*diameter_range))
         enhance_info = detect_info = None
-        if models.full is not None:
+        from srpsa.inference.binary import binary_threshold, detect_binary
+        from srpsa.io.images import to_gray
+
+        gray = to_gray(image)
+        binary_at = binary_threshold(gray)
+        if binary_at is not None:
+            # a mask carries its outlines exactly: no network (inference/binary.py); any pipeline
+            with timer("detect"):
+                circles, scores, detect_info = detect_binary(gray, binary_at)
+                warnings.extend(detect_info.pop("warnings", []))
+        elif models.full is not None:
             # OM -> translate -> super-resolve at a particle-following scale; the SEM-domain detector then
             # works on the SEM-like image and its circles are mapped back to input pixels.
             res = models.full.detect(image, diameter_range=diameter_range, refine=settings.refine, timer=timer)
@@ -300,7 +310,7 @@ class Analyzer:
             if n_edge and not settings.include_edge:
                 warnings.append(f"{n_edge} particles touch the image border and are excluded from statistics (include_edge, --include-edge, keeps them)")
 
-        ran = _models_run(settings, list(models.dirs), enhance_info)
+        ran = set() if binary_at is not None else _models_run(settings, list(models.dirs), enhance_info)
         summary = {
             "image": label if label is not None else str(loaded.path.resolve()),
             "height": int(image.shape[0]),
