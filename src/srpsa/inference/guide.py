@@ -28,11 +28,12 @@ class GuideConfig:
 
     enabled: bool = True
     min_guide_particles: int = 5  # fewer detections than this: use the generic size estimate
-    # Re-measure the guide's circles on the image (srpsa.inference.refine) before taking the median: the
-    # network's raw radii are coarse off its training appearance (ISO TR 19672 7 px binary disks at the
-    # guide's 2x scale: raw diameters 2.7-8.3 px, median 4.4 px for 7 px disks, which planned a 2x pyramid
-    # for the whole 2048x2048 frame: 62 s and F1 0.86). Refinement costs milliseconds per thousand circles.
-    refine: bool = True
+    # Re-measure the guide's circles on the image (srpsa.inference.refine) before the median. Off: measured
+    # on the generalisation benchmark (2026-12-03) it fixes the guide on ideal binary disks (ISO 7 px: raw
+    # median 4.4 px, refined 7.1), which the binary route now measures without a network, but it moved
+    # other images across the native/GAN route boundary for the worse (trackpy latex pooled mean +5.4 ->
+    # +12.1 %, AMPIS image Sc2 F1 0.717 -> 0.629, render2 halo_000 mean -5 -> -24 %).
+    refine: bool = False
     # The (second) detector pass starts from diameters (median / f, median * f); most powders span < 10x
     # and the detector's pyramid extension follows detections beyond.
     range_factor: float = 3.0
