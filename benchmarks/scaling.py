@@ -135,7 +135,9 @@ def run_cell(mpx: int, d: float, work: Path, seed: int, iso: Path | None = None)
         table = pd.read_csv(out / src.stem / "particles.csv")
         pred = table[["x_px", "y_px", "r_px"]].to_numpy()
         row.update({f"srpsa_{k}": v for k, v in accuracy(gt, pred, shape).items()})
-        row["route"] = ((s.get("detect") or {}).get("route") or ((s.get("enhance") or {}).get("route", "gans") if s.get("enhance") is not None else "detect"))
+        enhance = s.get("enhance")
+        default_route = "detect" if enhance is None else enhance.get("route", "gans")
+        row["route"] = (s.get("detect") or {}).get("route") or default_route
         row["stages_s"] = s.get("seconds")
         row["estimate"] = s.get("cost_estimate")
     else:

@@ -8,7 +8,7 @@ import pytest
 from srpsa.inference.binary import MIN_RADIUS_PX, binary_threshold, detect_binary
 
 
-def _disks(shape, circles, fg=0.0, bg=1.0, aa=False):
+def _disks(shape, circles, fg=0.0, bg=1.0):
     yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     img = np.full(shape, bg, np.float32)
     for x, y, r in circles:

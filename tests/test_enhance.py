@@ -437,7 +437,4 @@ def test_cli_enhance_picks_the_scale_analyze_picks(tiny_weights, tmp_path, capsy
     assert meta["size_from"] == e["size_from"]
     assert meta["plan"]["output_scale"] == pytest.approx(e["output_scale"])
     h, w = iio.imread(out).shape
-    # each stage rounds its size (translation, then the 2x SR doubles that rounding), so the image may miss
-    # the nominal factor by a few pixels; coordinates map back through the actual shape ratio
-    # (enhance.output_scales)
-    assert abs(h - 96 * e["output_scale"]) <= 4 and abs(w - 128 * e["output_scale"]) <= 4
+    assert abs(h - 96 * e["output_scale"]) <= 1 and abs(w - 128 * e["output_scale"]) <= 1

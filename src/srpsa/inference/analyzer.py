@@ -310,7 +310,7 @@ class Analyzer:
             if n_edge and not settings.include_edge:
                 warnings.append(f"{n_edge} particles touch the image border and are excluded from statistics (include_edge, --include-edge, keeps them)")
 
-        ran = set() if binary_at is not None else _models_run(settings, list(models.dirs), enhance_info)
+        ran = _models_run(settings, list(models.dirs), enhance_info, detect_info)
         summary = {
             "image": label if label is not None else str(loaded.path.resolve()),
             "height": int(image.shape[0]),
@@ -342,13 +342,17 @@ class Analyzer:
                       summary=summary, circles=circles, scores=scores, image=image, rgb=loaded.rgb, diameters=diam)
 
 
-def _models_run(settings: AnalyzeSettings, names: list[str], enhance_info: dict | None) -> set[str]:
+def _models_run(settings: AnalyzeSettings, names: list[str], enhance_info: dict | None, detect_info: dict | None = None) -> set[str]:
     """The loaded models that worked on this image (the report lists only these).
+
+    Binary images (``detect.route == "binary"``, inference/binary.py) are measured without any model.
 
     Full pipeline: the native route (small particles) runs the OM detector alone; otherwise translation
     and the SEM detector run, super-resolution only with ``enhance_sr="model"``, and the OM detector when
     it set the working scale (the size guide).
     """
+    if (detect_info or {}).get("route") == "binary":
+        return set()
     if enhance_info is None:  # detect-only or the SEM modality: one detector
         return set(names[-1:])
     if enhance_info.get("route") == "native":
