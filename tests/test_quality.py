@@ -102,3 +102,32 @@ def test_self_check_removes_nothing_from_a_trusted_result():
     img, c = _disks()
     keep, q = self_check(img, c)
     assert keep.all() and q.status == "ok"
+
+
+@pytest.mark.parametrize("max_circles", [3000, 20])  # sample = every circle / a sample
+def test_self_check_drops_a_big_structureless_circle_whatever_the_share(max_circles):
+    from srpsa.inference.quality import self_check
+
+    img, c = _disks(n_side=4, d=20.0, size=400)  # 16 particles, flat ground between them
+    # one big circle on the flat ground between particles (the trackpy frame's failure) and one circle of
+    # the particles' size elsewhere on the ground (weak, but it could be a faint particle): only the big one goes
+    big = np.array([[100.0, 100.0, 45.0]])
+    lone = np.array([[150.0, 250.0, 10.0]])
+    both = np.vstack([c, big, lone])
+    keep, q = self_check(img, both, cfg=QualityConfig(max_circles=max_circles))
+    assert not keep[len(c)] and keep[: len(c)].all() and keep[-1]
+    assert q.metrics["removed_outliers"] == 1
+    # a repair, not a doubt: the verdict is that of the circles that stay
+    assert q.status == self_check(img, np.vstack([c, lone]), cfg=QualityConfig(max_circles=max_circles))[1].status
+    kept_all, _ = self_check(img, both, prune=False)
+    assert kept_all.all()
+
+
+def test_self_check_keeps_a_big_particle_with_structure():
+    from srpsa.inference.quality import self_check
+
+    img, c = _disks(n_side=4, d=20.0, size=400)
+    yy, xx = np.mgrid[0:400, 0:400]
+    img[(xx - 100) ** 2 + (yy - 100) ** 2 <= 45 ** 2] = 60.0  # a real big particle, 4.5x the others
+    keep, q = self_check(img, np.vstack([c, [[100.0, 100.0, 45.0]]]))
+    assert keep.all() and "removed_outliers" not in q.metrics
