@@ -245,15 +245,15 @@ class Analyzer:
 
             warnings.extend(check_diameter_range_px(*diameter_range))
         enhance_info = detect_info = None
-        from srpsa.inference.binary import binary_threshold, detect_binary
+        from srpsa.inference.binary import detect_binary, find_phases
         from srpsa.io.images import to_gray
 
         gray = to_gray(image)
-        binary_at = binary_threshold(gray)
-        if binary_at is not None:
-            # a mask carries its outlines exactly: no network (inference/binary.py); any pipeline
+        phases = find_phases(gray)
+        if phases is not None:
+            # a mask or a two-level image carries its outlines: no network (inference/binary.py); any pipeline
             with timer("detect"):
-                circles, scores, detect_info = detect_binary(gray, binary_at)
+                circles, scores, detect_info = detect_binary(gray, phases)
                 warnings.extend(detect_info.pop("warnings", []))
         elif models.full is not None:
             # OM -> translate -> super-resolve at a particle-following scale; the SEM-domain detector then
