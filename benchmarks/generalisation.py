@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 from generalisation_sets import (  # noqa: E402
-    Case, ampis_cases, bead_cases, restrict_to_roi, iso_cases, render2_cases, trackpy_cases)
+    Case, ampis_cases, bead_cases, ideal_cases, restrict_to_roi, iso_cases, render2_cases, trackpy_cases)
 from render2 import STYLES  # noqa: E402
 
 from srpsa.evaluation import aggregate, evaluate_image  # noqa: E402
@@ -148,13 +148,15 @@ def evaluate(case: Case, circles: np.ndarray, shape: tuple[int, int]) -> dict:
     return rec
 
 
-SETS = ("render2", "ampis", "trackpy", "iso", "beads")
+SETS = ("render2", "ideal", "ampis", "trackpy", "iso", "beads")
 
 
 def build_cases(a: argparse.Namespace) -> list[Case]:
     q, cases = a.quick, []
     if "render2" in a.sets:
         cases += render2_cases(a.work, 1 if q else a.n, 384 if q else a.size, a.styles)
+    if "ideal" in a.sets:
+        cases += ideal_cases(a.work, [10, 40] if q else [7, 10, 20, 40, 90])
     if "ampis" in a.sets:
         cases += ampis_cases(a.data, 1 if q else 4)
     if "trackpy" in a.sets:

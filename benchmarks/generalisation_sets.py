@@ -9,6 +9,7 @@ Border-cut particles are ignored on both sides, as everywhere else.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -89,6 +90,40 @@ def iso_cases(data: Path, sizes: list[float], crop: int, work: Path) -> list[Cas
         gt = np.loadtxt(f"{stem}.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2), ndmin=2)
         path, g = _crop(Path(f"{stem}.png"), gt, crop, work / "iso")
         out.append(Case("real", f"ISO TR 19672 {s:g} px", path, "om", g))
+    return out
+
+
+IDEAL_SEED = 910_000_000  # held out: no training run or threshold uses seeds >= 900,000,000
+
+
+def ideal_cases(work: Path, sizes: list[float], side: int = 1024) -> list[Case]:
+    """Dense ideal-disk reference images (the ISO TR 19672 idea at a packing the ISO frames lack): dark
+    monodisperse disks, touching and clustered at an area fraction of 0.4, anti-aliased (render2's exact
+    coverage), blurred by a 0.8 px Gaussian and with 2 % noise, as a camera would record a printed
+    reference. Rendered by render2's layout and optics, never by srpsa.synth."""
+    from PIL import Image
+    from scipy import ndimage as ndi
+
+    from render2.files import _atomic_bytes, circles_csv
+    from render2.layout import LayoutSpec, place
+    from render2.optics import coverage
+
+    out = []
+    folder = work / "ideal"
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in sizes:
+        img_path, csv_path = folder / f"ideal_{d:g}px.png", folder / f"ideal_{d:g}px.csv"
+        if not (img_path.exists() and csv_path.exists()):
+            rng = np.random.default_rng(IDEAL_SEED + int(round(10 * d)))
+            spec = LayoutSpec(median_diameter=float(d), cv=0.01, area_fraction=0.4, cluster=0.3, d_min=1.0, d_max=1e4)
+            circles = place(rng, (side, side), spec)
+            cov = ndi.gaussian_filter(coverage(circles, (side, side)), 0.8)
+            img = 225.0 - 190.0 * cov + rng.normal(0.0, 0.02 * 190.0, cov.shape)
+            buf = io.BytesIO()
+            Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8)).save(buf, format="PNG")
+            _atomic_bytes(img_path, buf.getvalue())
+            _atomic_bytes(csv_path, circles_csv(circles).encode())
+        out.append(Case("render2", f"ideal disks {d:g} px", img_path, "om", read_circles(csv_path)))
     return out
 
 

@@ -49,8 +49,12 @@ json.dump({"rc": rc, "wall_s": wall, "cpu_s": u.ru_utime + u.ru_stime, "peak_rss
 """
 
 
-def render_disks(shape: tuple[int, int], d: float, seed: int, fraction: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def render_disks(shape: tuple[int, int], d: float, seed: int, fraction: float = 0.3, style: str = "ideal") -> tuple[np.ndarray, np.ndarray]:
     """uint8 image of dark disks of diameter ``d`` px on a bright ground, and the circles ``(N, 3)``.
+
+    ``style="om"`` gives each disk a bright centre (a lens spot, 0.4 r) and a faint bright halo ring
+    (1.35 r) and blurs more, as a transmitted-light micrograph: such images fail the two-level test
+    (src/srpsa/inference/binary.py) and measure the network route's cost, which ideal disks no longer do.
 
     One disk per lattice cell (cell side ``a`` from the area fraction), jittered inside its cell so that
     disks never overlap; 10 % of the cells are left empty. Coverage anti-aliasing: intensity follows the
@@ -74,9 +78,15 @@ def render_disks(shape: tuple[int, int], d: float, seed: int, fraction: float = 
         i = np.minimum((ys // a).astype(int), ny - 1)
         dx = xs[None, :] - cx[i][:, j]
         dy = ys[:, None] - cy[i][:, j]
-        cover = np.clip(r - np.sqrt(dx * dx + dy * dy) + 0.5, 0.0, 1.0) * present[i][:, j]
-        img[y0:y0 + len(ys)] = np.clip(np.rint(220.0 - 170.0 * cover + rng.normal(0, 4.0, cover.shape)), 0, 255).astype(np.uint8)
-    img = cv2.GaussianBlur(img, (0, 0), 0.7)
+        rho = np.sqrt(dx * dx + dy * dy)
+        cover = np.clip(r - rho + 0.5, 0.0, 1.0) * present[i][:, j]
+        level = 220.0 - 170.0 * cover
+        if style == "om":
+            spot = np.clip(0.4 * r - rho + 0.5, 0.0, 1.0)
+            halo = np.exp(-(((rho - 1.35 * r) / (0.15 * r + 1.0)) ** 2))
+            level = level + (120.0 * spot + 30.0 * halo) * present[i][:, j]
+        img[y0:y0 + len(ys)] = np.clip(np.rint(level + rng.normal(0, 4.0, cover.shape)), 0, 255).astype(np.uint8)
+    img = cv2.GaussianBlur(img, (0, 0), 1.2 if style == "om" else 0.7)
     keep = present & (cx < w - 0.5) & (cy < h - 0.5)
     gt = np.column_stack([cx[keep], cy[keep], np.full(int(keep.sum()), r)])
     return img, gt
@@ -100,8 +110,9 @@ def accuracy(gt: np.ndarray, pred: np.ndarray, shape) -> dict[str, float]:
 ISO = ROOT.parent.parent / "shared" / "data" / "real" / "iso_tr19672"
 
 
-def run_cell(mpx: int, d: float, work: Path, seed: int, iso: Path | None = None) -> dict:
-    """One cell; ``iso`` (a folder): the ISO TR 19672 frame of ``d`` px instead of a rendered image."""
+def run_cell(mpx: int, d: float, work: Path, seed: int, iso: Path | None = None, style: str = "ideal") -> dict:
+    """One cell; ``iso`` (a folder): the ISO TR 19672 frame of ``d`` px instead of a rendered image;
+    ``style``: see :func:`render_disks`."""
     from srpsa.baselines.hough import HoughParams, hough_detect
 
     if iso is not None:
@@ -111,16 +122,16 @@ def run_cell(mpx: int, d: float, work: Path, seed: int, iso: Path | None = None)
         shape = img.shape
     else:
         shape = SHAPES[mpx]
-        img, gt = render_disks(shape, d, seed)
-        src = work / f"disks_{mpx}mpx_{d:g}px.png"
+        img, gt = render_disks(shape, d, seed, style=style)
+        src = work / f"{style}_disks_{mpx}mpx_{d:g}px.png"
         cv2.imwrite(str(src), img)
-    out = work / f"out_{mpx}_{d:g}"
-    stats = work / f"stats_{mpx}_{d:g}.json"
+    out = work / f"out_{style}_{mpx}_{d:g}"
+    stats = work / f"stats_{style}_{mpx}_{d:g}.json"
     load = os.getloadavg()[0]
     cmd = [sys.executable, "-c", CHILD, str(stats), "analyze", str(src), "--out", str(out), "--bootstrap", "0",
            "--workers", "1", "--force"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    row: dict = {"set": "ISO TR 19672" if iso is not None else "disks", "mpx": shape[0] * shape[1] / 1e6, "shape": list(shape),
+    row: dict = {"set": "ISO TR 19672" if iso is not None else ("disks" if style == "ideal" else "OM-like disks"), "mpx": shape[0] * shape[1] / 1e6, "shape": list(shape),
                  "d_px": d, "n_gt": len(gt), "load_before": load}
     if not stats.is_file():
         row.update(srpsa_error=(proc.stderr.strip().splitlines() or ["no output"])[-1])
@@ -211,19 +222,22 @@ def main() -> None:
     ap.add_argument("--cells", nargs="*", default=None, help="MPX:D pairs (default: the 20-min subset)")
     ap.add_argument("--seed", type=int, default=1600)
     ap.add_argument("--iso", type=float, nargs="*", default=[], help="also the ISO TR 19672 frames of these sizes (px)")
+    ap.add_argument("--om-cells", nargs="*", default=[], help="MPX:D pairs rendered as OM-like disks (network route)")
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     cells = DEFAULT_CELLS if a.cells is None else [(int(c.split(":")[0]), float(c.split(":")[1])) for c in a.cells]
-    cells = [(0, d) for d in a.iso] + cells
+    cells = [(0, d, "ideal") for d in a.iso] + [(m, d, "ideal") for m, d in cells]
+    cells += [(int(c.split(":")[0]), float(c.split(":")[1]), "om") for c in a.om_cells]
     t0 = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix="srpsa-scaling-") as tmp:
-        for k, (mpx, d) in enumerate(cells):
-            row = run_cell(mpx, d, Path(tmp), a.seed + k, ISO if mpx == 0 else None)
+        for k, (mpx, d, style) in enumerate(cells):
+            row = run_cell(mpx, d, Path(tmp), a.seed + k, ISO if mpx == 0 else None, style)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "stages_s"}), flush=True)
     command = ("python benchmarks/scaling.py" + ("" if a.cells is None else " --cells " + " ".join(a.cells))
-               + (" --iso " + " ".join(f"{d:g}" for d in a.iso) if a.iso else ""))
+               + (" --iso " + " ".join(f"{d:g}" for d in a.iso) if a.iso else "")
+               + (" --om-cells " + " ".join(a.om_cells) if a.om_cells else ""))
     md = markdown(rows, command, time.perf_counter() - t0)
     print(md)
     if a.write:
