@@ -69,7 +69,11 @@ def test_analyzer_loads_models_once_and_takes_paths_and_float_colour(om_png):
     rgb = np.repeat(pixels[..., None], 3, axis=2).astype(np.float64) / 255.0  # gray as RGB floats: same luma
     from_rgb = analyzer.analyze(rgb, pixel_size_um=0.4)
     assert analyzer.detector is detector and len(from_file.particles) > 3
-    np.testing.assert_allclose(from_rgb.circles, from_file.circles, atol=1e-4)
+    # the same circles; their order (by score) may differ where scores tie to float noise (saturated at 1)
+    def by_position(c):
+        return c[np.lexsort((c[:, 1], c[:, 0]))]
+
+    np.testing.assert_allclose(by_position(from_rgb.circles), by_position(from_file.circles), atol=1e-4)
     # uncalibrated array: sizes in px, said in a warning
     bare = analyzer.analyze(pixels)
     assert bare.statistics.unit == "px" and bare.particles["d_um"].isna().all()

@@ -121,3 +121,16 @@ def test_two_level_refuses_micrograph_appearance():
     assert find_phases(spot) is None
     assert find_phases(_render((side, side), truth, blur=3.0)) is None  # defocused: the edge outruns the band
     assert find_phases(_render((side, side), truth, noise=0.2)) is None  # noise near the contrast
+
+
+def test_clean_8bit_two_level_render_passes_and_keeps_the_tests_polarity():
+    truth = _touching_grid(5, 8.0, gap=3.0)
+    side = int(truth[:, :2].max() + 20)
+    img = np.round(_render((side, side), truth, noise=0.0015)).astype(np.float32)  # 0.3 grey levels: mostly 0 differences
+    phases = find_phases(img)
+    assert phases is not None and phases.kind == "two-level" and phases.polarity == "dark"
+    circles, _, info = detect_binary(img, phases)
+    assert len(circles) == len(truth) and info["polarity"] == "dark"
+    pure = (img > 130).astype(np.float32)  # a mask: the binary name, the same measurement
+    assert find_phases(pure).kind == "binary"
+    assert find_phases(np.dstack([img] * 3)) is None  # colour: the caller converts to gray first

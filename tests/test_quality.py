@@ -131,3 +131,12 @@ def test_self_check_keeps_a_big_particle_with_structure():
     img[(xx - 100) ** 2 + (yy - 100) ** 2 <= 45 ** 2] = 60.0  # a real big particle, 4.5x the others
     keep, q = self_check(img, np.vstack([c, [[100.0, 100.0, 45.0]]]))
     assert keep.all() and "removed_outliers" not in q.metrics
+
+
+def test_self_check_leaves_the_binary_routes_measured_outlines():
+    from srpsa.inference.quality import self_check
+
+    img, c = _disks(n_side=4, d=20.0, size=400)
+    both = np.vstack([c, [[100.0, 100.0, 45.0]]])
+    keep, q = self_check(img, both, {"route": "binary"})
+    assert keep.all() and "removed_outliers" not in q.metrics

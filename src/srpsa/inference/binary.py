@@ -15,12 +15,15 @@ Decision: an image takes this route (``route: "binary"`` in summary.json, no mod
 - *binary*: at least ``BINARY_SHARE`` of its pixels lie within ``LEVEL_TOL`` of its darkest or brightest
   level and each phase holds at least ``MIN_PHASE_SHARE`` of the pixels (JPEG ringing or anti-aliased
   edges leave a few intermediate pixels); or
-- *two-level*: after an Otsu split, the interiors of both phases (``band`` px away from the split's
-  edges, ``band`` = 2 or 4 px of blur) and a ring just outside every object are flat: at least
-  ``FLAT_SHARE`` of their pixels within ``FLAT_SIGMAS`` robust standard deviations (MAD) of their phase's
-  median, and the two medians ``SEPARATION`` such deviations apart. Rims, halos, shading, texture,
-  vignetting and ordinary micrograph noise all fail it (the generalisation benchmark's OM, SEM and AMPIS
-  images do; docs/decisions.md).
+- *two-level*: after an Otsu split, with an edge band of ``BANDS_PX`` (2, 3 or 4 px of blur and
+  anti-aliasing), the particle interiors (``band + 1`` px deep, ``INNER_FLAT_SHARE``), the ground beyond
+  the band (``FLAT_SHARE``) and each object's own ring just outside the band (``OBJECT_RING_SHARE`` of
+  its pixels, for ``FLAT_SHARE`` of the objects) lie within ``FLAT_SIGMAS`` pixel-noise deviations of
+  their phase's median; the band's pixels lie between the two levels (``EDGE_SHARE``); the medians are
+  ``SEPARATION`` deviations apart; and no object holds a hole of over ``RING_HOLE_SHARE`` of it. Rims,
+  halos, bright centres, shading, texture, vignetting and ordinary micrograph noise all fail it (the
+  generalisation benchmark's OM, SEM and AMPIS images do; docs/decisions.md). The test reads a centred
+  window of at most ``TEST_PIXELS``: shading outside it is not seen.
 
 Measurement:
 
@@ -42,7 +45,7 @@ scikit-image provides the labelling steps (``threshold_otsu``, ``h_maxima``, ``w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -88,10 +91,11 @@ class Phases:
     """The two levels of a binary or two-level image and how they were found."""
 
     threshold: float  # mid level between the phases
-    particle: float | None  # level of the particle phase (None: binary test, set from the polarity)
+    particle: float | None  # level of the particle phase (None: a mask, whose coverage is the mask itself)
     ground: float | None
     kind: str  # "binary" or "two-level"
     band_px: int  # edge band the coverage sums over (0: a mask, the outline is exact)
+    polarity: str | None = None  # "dark" / "bright" particles, as the test decided (None: decide on the image)
 
 
 def binary_threshold(gray: np.ndarray) -> float | None:
@@ -114,12 +118,15 @@ def binary_threshold(gray: np.ndarray) -> float | None:
 def find_phases(gray: np.ndarray) -> Phases | None:
     """The image's two phases when it is binary or two-level (module docstring), else None."""
     g = np.asarray(gray, np.float32)
-    # two-level first: where it holds, the coverage measures a blurred or anti-aliased mask better than
-    # its threshold does (sparse ISO-like 7 px disks blurred by 1 px: -3.1 % by threshold)
+    if g.ndim != 2:
+        return None  # the caller converts to gray (srpsa.io.to_gray); a colour array is not a mask
+    # the two-level test also where the binary one holds: the coverage measures a blurred or
+    # anti-aliased mask better than its threshold does (sparse ISO-like 7 px disks blurred by 1 px: -3.1 %
+    # by threshold); a pure mask gives the same areas either way and keeps its name
+    t = binary_threshold(g)
     levels = _two_level(_centre_window(g, TEST_PIXELS))
     if levels is not None:
-        return levels
-    t = binary_threshold(g)
+        return replace(levels, kind="binary") if t is not None else levels
     return Phases(t, None, None, "binary", 0) if t is not None else None
 
 
@@ -155,8 +162,13 @@ def _two_level(g: np.ndarray) -> Phases | None:
     if g.size < 16 * 16 or not np.isfinite(g).all() or float(g.max()) <= float(g.min()):
         return None
     t = float(threshold_otsu(g))
-    mask = (g <= t if detect_polarity(g, t) == "dark" else g > t).astype(np.uint8)
+    polarity = detect_polarity(g, t)
+    mask = (g <= t if polarity == "dark" else g > t).astype(np.uint8)
     span = float(g.max() - g.min())
+    # a noise floor: half a grey level on integer data (a clean 8-bit render has a MAD of 0, and one
+    # level of rounding must not count as structure), a thousandth of the range otherwise
+    sample = g[:: max(1, g.shape[0] // 256), :: max(1, g.shape[1] // 256)]
+    floor = 0.5 if np.array_equal(sample, np.round(sample)) else 1e-3 * span
     depth = ndi.distance_transform_edt(mask)
     for band in BANDS_PX:
         # particle interiors one pixel deeper than the band: a small disk's rim pixels are still in the
@@ -172,7 +184,7 @@ def _two_level(g: np.ndarray) -> Phases | None:
         mp, mg = float(np.median(g[inner])), float(np.median(g[ground]))
         # the pixel noise, from neighbour differences inside each phase: a spread of the levels themselves
         # (vignetting, shading, halos) must not pass for noise and widen the tolerance
-        sigma = max(_pixel_noise(g, inner), _pixel_noise(g, ground), 1e-3 * span)
+        sigma = max(_pixel_noise(g, inner), _pixel_noise(g, ground), floor)
         if abs(mp - mg) < SEPARATION * sigma:
             return None  # noisy or textured phases: a wider band does not change that
         tol = FLAT_SIGMAS * sigma
@@ -181,7 +193,7 @@ def _two_level(g: np.ndarray) -> Phases | None:
         between = float(np.mean((g[edge] >= min(mp, mg) - tol) & (g[edge] <= max(mp, mg) + tol)))
         if (flat_in >= INNER_FLAT_SHARE and float(np.mean(np.abs(g[ground] - mg) <= tol)) >= FLAT_SHARE
                 and between >= EDGE_SHARE and _sharp_objects(g, mask, ring, band, mg, tol) >= FLAT_SHARE):
-            phases = Phases(0.5 * (mp + mg), mp, mg, "two-level", band)
+            phases = Phases(0.5 * (mp + mg), mp, mg, "two-level", band, polarity)
             return None if _ringed_objects(g, phases) else phases
     return None
 
@@ -197,9 +209,8 @@ def _sharp_objects(g: np.ndarray, mask: np.ndarray, ring: np.ndarray, band: int,
     if n == 0:
         return 0.0
     owner = np.where(ring, segmentation.expand_labels(comps, distance=band + RING_PX), 0)
-    idx = np.arange(1, n + 1)
-    count = np.asarray(ndi.sum(np.ones_like(g), owner, idx))
-    good = np.asarray(ndi.sum((np.abs(g - ground) <= tol).astype(np.float32), owner, idx))
+    count = np.bincount(owner.ravel(), minlength=n + 1)[1:]
+    good = np.bincount(owner[np.abs(g - ground) <= tol], minlength=n + 1)[1:]
     has = count > 0
     if not has.any():
         return 0.0
@@ -210,29 +221,29 @@ def _ringed_objects(g: np.ndarray, phases: Phases) -> bool:
     """Whether some particle has a hole at the ground level inside it (a ring, or a lens spot as bright
     as the ground): its area is not its outline's. A hole surrounded by one object (after the split of
     touching ones) is inside a particle; one between several (an interstice) is ground."""
-    mask, polarity = _particle_mask(g, phases.threshold)
+    from skimage import measure
+
+    mask, polarity = _particle_mask(g, phases.threshold, phases.polarity)
     holes = ndi.binary_fill_holes(mask) & ~mask
     if not holes.any():
         return False
-    from skimage import measure
-
     labels = _split(g, mask, phases, polarity)
-    owners = _hole_owners(labels, holes)
+    hole_lab = measure.label(holes)
+    owners = _hole_owners(labels, hole_lab)
     if not (owners > 0).any():
         return False
-    hole_area = np.bincount(measure.label(holes).ravel())[1:]
+    hole_area = np.bincount(hole_lab.ravel())[1:]
     owner_area = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)
     inside = owners > 0
     # pinholes and the odd pixel of an interstice that one object's territory wraps: not a ring
     return bool(np.any(hole_area[inside] > RING_HOLE_SHARE * owner_area[owners[inside]]))
 
 
-def _hole_owners(labels: np.ndarray, holes: np.ndarray) -> np.ndarray:
-    """Per hole component (in ``skimage.measure.label(holes)`` order): the one label all around it, or 0
-    when several labels border it."""
-    from skimage import measure, segmentation
+def _hole_owners(labels: np.ndarray, hole_lab: np.ndarray) -> np.ndarray:
+    """Per hole component (``hole_lab``: the labelled holes): the one label all around it, or 0 when
+    several labels border it."""
+    from skimage import segmentation
 
-    hole_lab = measure.label(holes)
     n = int(hole_lab.max())
     if n == 0:
         return np.zeros(0, np.int64)
@@ -258,11 +269,12 @@ def _split(g: np.ndarray, mask: np.ndarray, phases: Phases, polarity: str) -> np
     """Label image of the objects of ``mask``, touching ones split (module docstring, step 2)."""
     from skimage import measure, morphology, segmentation
 
-    dist = ndi.distance_transform_edt(mask)
     # markers from the particles' cores: blur fills the neck between touching small disks up to about
     # half the contrast, so at the mid level two touching 7 px disks are one object whose distance map
-    # has a single maximum; above CORE_LEVEL of the contrast they are apart
-    core = dist if phases.particle is None else ndi.distance_transform_edt(_particle_mask(g, _core_threshold(phases), polarity)[0])
+    # has a single maximum; above CORE_LEVEL of the contrast they are apart (a mask: its own map)
+    core_mask = mask if phases.particle is None else _particle_mask(g, _core_threshold(phases), polarity)[0]
+    core = ndi.distance_transform_edt(core_mask)
+    del core_mask
     markers = measure.label(morphology.h_maxima(core, H_MAX_PX) if mask.any() else mask)
     # the split lines follow the cores' distance map (on a mask, the mask's): it has its valleys at the
     # necks, which the mid level's map lacks for small blurred disks
@@ -288,17 +300,18 @@ def detect_binary(gray: np.ndarray, phases: Phases | float) -> tuple[np.ndarray,
     g = np.asarray(gray, np.float32)
     # holes are not filled before the split: the interstices between touching particles are holes of
     # the union, and filling them would join the particles' distance maps into one
-    mask, polarity = _particle_mask(g, phases.threshold)
+    mask, polarity = _particle_mask(g, phases.threshold, phases.polarity)
     labels = _split(g, mask, phases, polarity)
     # a hole inside one object (a pinhole, a ring's centre) is the object's; one between objects is ground
     holes = ndi.binary_fill_holes(mask) & ~mask
     if holes.any():
         hole_lab = measure.label(holes)
-        owners = np.concatenate([[0], _hole_owners(labels, holes)])
-        labels = np.where(holes, owners[hole_lab], labels)
+        owners = np.concatenate([[0], _hole_owners(labels, hole_lab)])
+        labels[holes] = owners[hole_lab[holes]]
+        del hole_lab
     if phases.band_px:
         labels = segmentation.expand_labels(labels, distance=phases.band_px + 1)
-    circles = _coverage_circles(g, labels, phases, polarity)
+    circles = _coverage_circles(g, labels, phases)
     small = circles[:, 2] < MIN_RADIUS_PX
     circles = circles[~small]
     info = {"route": "binary", "size_from": "binary", "polarity": polarity, "threshold": float(phases.threshold),
@@ -313,7 +326,7 @@ def detect_binary(gray: np.ndarray, phases: Phases | float) -> tuple[np.ndarray,
     return circles, np.ones(len(circles)), info
 
 
-def _coverage_circles(g: np.ndarray, labels: np.ndarray, phases: Phases, polarity: str) -> np.ndarray:
+def _coverage_circles(g: np.ndarray, labels: np.ndarray, phases: Phases) -> np.ndarray:
     """``[x, y, r]`` per label from the coverage sum (module docstring, step 3)."""
     n = int(labels.max())
     if n == 0:
@@ -326,4 +339,5 @@ def _coverage_circles(g: np.ndarray, labels: np.ndarray, phases: Phases, polarit
     area = np.asarray(ndi.sum(cover, labels, idx), np.float64)
     # centroid weights clipped to [0, 1]: the ground's noise neither pulls nor pushes
     centre = np.asarray(ndi.center_of_mass(np.clip(cover, 0.0, 1.0, out=cover), labels, idx), np.float64).reshape(-1, 2)
-    return np.column_stack([centre[:, 1], centre[:, 0], np.sqrt(np.maximum(area, 0.0) / np.pi)]).reshape(-1, 3)
+    circles = np.column_stack([centre[:, 1], centre[:, 0], np.sqrt(np.maximum(area, 0.0) / np.pi)]).reshape(-1, 3)
+    return circles[np.isfinite(circles).all(axis=1)]  # a label with no coverage at all has no centre

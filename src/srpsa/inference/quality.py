@@ -182,8 +182,10 @@ def self_check(gray: np.ndarray, circles: np.ndarray, info: dict | None = None, 
                cfg: QualityConfig | None = None) -> tuple[np.ndarray, Quality]:
     """:func:`assess`, then (``prune``) drop circles without radial structure when they are many.
 
-    Returns the mask of circles to keep and the verdict. On a result the check trusts, weak circles are
-    rare (median 1 % on the training styles) and nothing is removed: a lone faint particle stays. When
+    Returns the mask of circles to keep and the verdict. Blank circles and big structureless ones
+    (``weak_size_outliers``; not on the binary route, whose circles are measured outlines) always go. On a
+    result the check trusts, weak circles are rare (median 1 % on the training styles) and no other is
+    removed: a lone faint particle stays. When
     ``weak_doubtful`` or more of them are weak, the detector is answering texture (measured on held-out
     ISO disks of 15 px: 66 % weak, F1 0.51; without the weak ones 0.98), and those circles go. The verdict
     is then ``doubtful``: a pruned result was a wrong one repaired, which a user should look at (the
@@ -201,7 +203,9 @@ def self_check(gray: np.ndarray, circles: np.ndarray, info: dict | None = None, 
     if not present.all():
         quality.metrics["removed_blank"] = int((~present).sum())
     keep = present.copy()
-    outliers = _weak_size_outliers(img, circles, f_sample, cfg) if prune else np.zeros(len(circles), bool)
+    # not on the binary route: its circles are measured outlines, not a detector's answers
+    measured = (info or {}).get("route") == "binary"
+    outliers = _weak_size_outliers(img, circles, f_sample, cfg) if prune and not measured else np.zeros(len(circles), bool)
     if outliers.any():  # a repair, not a doubt: the verdict is the re-assessment's (the count is in the metrics)
         keep[np.flatnonzero(present)[outliers]] = False
         circles = all_circles[keep]
@@ -231,11 +235,11 @@ def _weak_size_outliers(img: np.ndarray, circles: np.ndarray, f_sample: np.ndarr
     if cfg.weak_outlier_factor <= 0 or len(circles) <= cfg.min_strong_for_outliers:
         return out
     sampled = len(f_sample) == len(circles)
-    strong_r = circles[:, 2][f_sample >= cfg.min_radial_f] if sampled else None
-    if strong_r is None:  # a sample only: the median of the sampled strong circles is as good
-        rng = np.random.default_rng(cfg.seed)
-        idx = rng.choice(len(circles), min(len(circles), cfg.max_circles), replace=False)
-        strong_r = circles[idx, 2][_radial_f_all(img, circles[idx], cfg) >= cfg.min_radial_f]
+    if sampled:
+        strong_r = circles[:, 2][f_sample >= cfg.min_radial_f]
+    else:  # _assess's sample (same seed, same draw): the median of its strong circles is as good
+        idx = np.random.default_rng(cfg.seed).choice(len(circles), cfg.max_circles, replace=False)
+        strong_r = circles[idx, 2][f_sample >= cfg.min_radial_f]
     if len(strong_r) < cfg.min_strong_for_outliers:
         return out
     med = float(np.median(strong_r))
