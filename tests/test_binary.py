@@ -134,3 +134,15 @@ def test_clean_8bit_two_level_render_passes_and_keeps_the_tests_polarity():
     pure = (img > 130).astype(np.float32)  # a mask: the binary name, the same measurement
     assert find_phases(pure).kind == "binary"
     assert find_phases(np.dstack([img] * 3)) is None  # colour: the caller converts to gray first
+
+
+def test_large_frame_with_shading_outside_the_window_is_not_two_level(monkeypatch):
+    import srpsa.inference.binary as B
+
+    truth = np.array([[x, y, 6.0] for x in range(20, 300, 30) for y in range(20, 300, 30)], float)
+    img = _render((320, 320), truth)
+    monkeypatch.setattr(B, "TEST_PIXELS", 100 * 100)  # a small window stands for the 2048x2048 one
+    assert find_phases(img) is not None
+    shaded = img.copy()
+    shaded[:, 260:] -= 25.0  # a darker strip outside the centre window (vignetting at one edge)
+    assert find_phases(shaded) is None

@@ -23,7 +23,8 @@ Decision: an image takes this route (``route: "binary"`` in summary.json, no mod
   ``SEPARATION`` deviations apart; and no object holds a hole of over ``RING_HOLE_SHARE`` of it. Rims,
   halos, bright centres, shading, texture, vignetting and ordinary micrograph noise all fail it (the
   generalisation benchmark's OM, SEM and AMPIS images do; docs/decisions.md). The test reads a centred
-  window of at most ``TEST_PIXELS``: shading outside it is not seen.
+  window of at most ``TEST_PIXELS``; on a larger frame the ground's median on each of ``TILES`` x
+  ``TILES`` tiles must also be the window's (vignetting or shading outside the window).
 
 Measurement:
 
@@ -77,7 +78,8 @@ OBJECT_RING_SHARE = 0.9  # ... per object: pixel noise leaves 1e-4 of a flat rin
 RING_HOLE_SHARE = 0.05  # a hole inside one object larger than this share of it: a ringed particle
 RING_PX = 3  # width of the ring outside the objects that must be at the ground level (no rim, no halo)
 MIN_TEST_PIXELS = 50  # fewer interior pixels of either phase: no evidence either way, not two-level
-TEST_PIXELS = 2048 * 2048  # the test reads a centred window of at most this many pixels
+TEST_PIXELS = 2048 * 2048  # the test reads a centred window of at most this many pixels ...
+TILES = 4  # ... and a larger frame's ground must agree with the window's on each tile of this grid
 # Two-level images: the markers of touching particles come from the pixels beyond this share of the contrast.
 CORE_LEVEL = 0.75
 # Regional maxima of the distance map with a smaller prominence (px) are not separate particles.
@@ -96,6 +98,7 @@ class Phases:
     kind: str  # "binary" or "two-level"
     band_px: int  # edge band the coverage sums over (0: a mask, the outline is exact)
     polarity: str | None = None  # "dark" / "bright" particles, as the test decided (None: decide on the image)
+    tolerance: float = 0.0  # two-level: FLAT_SIGMAS pixel-noise deviations, the flatness tolerance used
 
 
 def binary_threshold(gray: np.ndarray) -> float | None:
@@ -124,10 +127,31 @@ def find_phases(gray: np.ndarray) -> Phases | None:
     # anti-aliased mask better than its threshold does (sparse ISO-like 7 px disks blurred by 1 px: -3.1 %
     # by threshold); a pure mask gives the same areas either way and keeps its name
     t = binary_threshold(g)
-    levels = _two_level(_centre_window(g, TEST_PIXELS))
+    window = _centre_window(g, TEST_PIXELS)
+    levels = _two_level(window)
+    if levels is not None and window.size < g.size and not _ground_agrees(g, levels):
+        levels = None  # the frame's ground is not the window's (vignetting, shading outside the window)
     if levels is not None:
         return replace(levels, kind="binary") if t is not None else levels
     return Phases(t, None, None, "binary", 0) if t is not None else None
+
+
+def _ground_agrees(g: np.ndarray, phases: Phases, tiles: int = TILES, samples: int = 250_000) -> bool:
+    """Whether every tile of a ``tiles`` x ``tiles`` grid over the whole frame has its ground (the pixels
+    on the ground's side of the mid level) at the window's ground level, within the test's tolerance:
+    the test reads only a centred window, and the coverage takes its levels for the whole frame."""
+    assert phases.ground is not None and phases.particle is not None
+    h, w = g.shape
+    on_ground = (lambda v: v > phases.threshold) if phases.ground > phases.particle else (lambda v: v <= phases.threshold)
+    for i in range(tiles):
+        for j in range(tiles):
+            tile = g[i * h // tiles:(i + 1) * h // tiles, j * w // tiles:(j + 1) * w // tiles]
+            step = max(1, int(np.sqrt(tile.size / samples)))
+            v = tile[::step, ::step].ravel()
+            v = v[on_ground(v)]
+            if v.size and abs(float(np.median(v)) - phases.ground) > phases.tolerance:
+                return False
+    return True
 
 
 def _centre_window(g: np.ndarray, pixels: int) -> np.ndarray:
@@ -193,7 +217,7 @@ def _two_level(g: np.ndarray) -> Phases | None:
         between = float(np.mean((g[edge] >= min(mp, mg) - tol) & (g[edge] <= max(mp, mg) + tol)))
         if (flat_in >= INNER_FLAT_SHARE and float(np.mean(np.abs(g[ground] - mg) <= tol)) >= FLAT_SHARE
                 and between >= EDGE_SHARE and _sharp_objects(g, mask, ring, band, mg, tol) >= FLAT_SHARE):
-            phases = Phases(0.5 * (mp + mg), mp, mg, "two-level", band, polarity)
+            phases = Phases(0.5 * (mp + mg), mp, mg, "two-level", band, polarity, tol)
             return None if _ringed_objects(g, phases) else phases
     return None
 
