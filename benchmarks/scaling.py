@@ -225,9 +225,13 @@ def main() -> None:
     ap.add_argument("--om-cells", nargs="*", default=[], help="MPX:D pairs rendered as OM-like disks (network route)")
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
-    cells = DEFAULT_CELLS if a.cells is None else [(int(c.split(":")[0]), float(c.split(":")[1])) for c in a.cells]
+    def parse(cell: str) -> tuple[int, float]:  # "MPX:D"
+        mpx, d = cell.split(":")
+        return int(mpx), float(d)
+
+    cells = DEFAULT_CELLS if a.cells is None else [parse(c) for c in a.cells]
     cells = [(0, d, "ideal") for d in a.iso] + [(m, d, "ideal") for m, d in cells]
-    cells += [(int(c.split(":")[0]), float(c.split(":")[1]), "om") for c in a.om_cells]
+    cells += [(*parse(c), "om") for c in a.om_cells]
     t0 = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix="srpsa-scaling-") as tmp:

@@ -278,7 +278,8 @@ class _IndexDetector:
 
 def test_guide_on_large_image_samples_a_window_without_edge_bias():
     """Above ``max_pixels`` the guide reads a centred window; the edge-corrected median stays unbiased."""
-    from srpsa.inference.guide import GuideConfig, _window, size_guide
+    from srpsa.inference.guide import GuideConfig, size_guide
+    from srpsa.inference.window import centred_window
 
     h, w = 1200, 1800
     rng = np.random.default_rng(0)
@@ -292,7 +293,7 @@ def test_guide_on_large_image_samples_a_window_without_edge_bias():
     # range: median / 3 below (the 2 % quantile / 1.3 is smaller), the 98 % quantile x 1.3 above (< median x 3)
     assert lo == pytest.approx(med / 3) and hi == pytest.approx(245.2 * 1.3, rel=0.03)
     # Without the edge correction the large particles, more often cut by the window, would be lost:
-    ys, xs = _window(h, w, 400_000)
+    ys, xs = centred_window((h, w), 400_000)
     c = circles[(circles[:, 0] - circles[:, 2] >= xs.start) & (circles[:, 0] + circles[:, 2] <= xs.stop - 1)
                 & (circles[:, 1] - circles[:, 2] >= ys.start) & (circles[:, 1] + circles[:, 2] <= ys.stop - 1)]
     assert np.median(2 * c[:, 2]) < 0.9 * 130.0

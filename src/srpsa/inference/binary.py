@@ -52,6 +52,8 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from srpsa.inference.window import centred_window
+
 # Share of pixels near the two extreme levels for an image to count as binary.
 BINARY_SHARE = 0.995
 # "Near" = within this fraction of the dynamic range of the darkest / brightest level.
@@ -127,7 +129,7 @@ def find_phases(gray: np.ndarray) -> Phases | None:
     # anti-aliased mask better than its threshold does (sparse ISO-like 7 px disks blurred by 1 px: -3.1 %
     # by threshold); a pure mask gives the same areas either way and keeps its name
     t = binary_threshold(g)
-    window = _centre_window(g, TEST_PIXELS)
+    window = g[centred_window(g.shape, TEST_PIXELS)]
     levels = _two_level(window)
     if levels is not None and window.size < g.size and not _ground_agrees(g, levels):
         levels = None  # the frame's ground is not the window's (vignetting, shading outside the window)
@@ -154,16 +156,6 @@ def _ground_agrees(g: np.ndarray, phases: Phases, tiles: int = TILES, samples: i
     return True
 
 
-def _centre_window(g: np.ndarray, pixels: int) -> np.ndarray:
-    h, w = g.shape
-    if h * w <= pixels:
-        return g
-    f = (pixels / (h * w)) ** 0.5
-    wh, ww = max(1, int(h * f)), max(1, int(w * f))
-    y0, x0 = (h - wh) // 2, (w - ww) // 2
-    return g[y0:y0 + wh, x0:x0 + ww]
-
-
 def _pixel_noise(g: np.ndarray, region: np.ndarray) -> float:
     """Robust standard deviation of the pixel noise in ``region``: MAD of horizontal neighbour differences
     whose both pixels lie in it, / sqrt(2)."""
@@ -181,13 +173,10 @@ def _disk(r: int) -> np.ndarray:
 def _two_level(g: np.ndarray) -> Phases | None:
     from skimage.filters import threshold_otsu
 
-    from srpsa.baselines.watershed import detect_polarity
-
     if g.size < 16 * 16 or not np.isfinite(g).all() or float(g.max()) <= float(g.min()):
         return None
-    t = float(threshold_otsu(g))
-    polarity = detect_polarity(g, t)
-    mask = (g <= t if polarity == "dark" else g > t).astype(np.uint8)
+    mask, polarity = _particle_mask(g, float(threshold_otsu(g)))
+    mask = mask.astype(np.uint8)
     span = float(g.max() - g.min())
     # a noise floor: half a grey level on integer data (a clean 8-bit render has a MAD of 0, and one
     # level of rounding must not count as structure), a thousandth of the range otherwise

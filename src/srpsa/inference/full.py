@@ -47,6 +47,7 @@ from srpsa.inference.detect import Detector
 from srpsa.inference.enhance import Enhancer, output_scales, to_input_coordinates
 from srpsa.inference.guide import GuideConfig, guide_pass, size_guide
 from srpsa.inference.refine import refine_circles
+from srpsa.inference.window import centred_window
 from srpsa.io.images import to_gray
 
 CALIBRATION_FILE = "full-pipeline.json"
@@ -280,7 +281,7 @@ class FullPipeline:
         if info["size_from"] == "om_detector" and self.guide.verify:
             # The SEM-side check reads a window of the enhanced image: enhance only that window.
             s_out = self.enhancer.plan(om, d_hint).output_scale
-            ys, xs = _centred_window(om.shape, self.guide.verify_max_pixels / (s_out * s_out))
+            ys, xs = centred_window(om.shape, max(self.guide.verify_max_pixels / (s_out * s_out), 64 * 64))
             window = om[ys, xs]
             with ctx("verify"):
                 check = self._sem_side_guide(window, self.enhancer.enhance(window, diameter_px=d_hint).image)
@@ -307,9 +308,3 @@ class FullPipeline:
         return FullResult(circles, scores, info)
 
 
-def _centred_window(shape: tuple[int, ...], pixels: float) -> tuple[slice, slice]:
-    h, w = shape[:2]
-    f = min(1.0, math.sqrt(max(pixels, 64 * 64) / (h * w)))
-    wh, ww = max(1, int(h * f)), max(1, int(w * f))
-    y0, x0 = (h - wh) // 2, (w - ww) // 2
-    return slice(y0, y0 + wh), slice(x0, x0 + ww)

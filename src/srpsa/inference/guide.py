@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from srpsa.inference.detect import Detector
+from srpsa.inference.window import centred_window
 from srpsa.io.images import to_gray
 from srpsa.psd.weighted import weighted_percentile
 
@@ -64,14 +65,6 @@ class GuideConfig:
     verify_ratio: float = 1.5
 
 
-def _window(h: int, w: int, max_pixels: int) -> tuple[slice, slice]:
-    """The centred window of at most ``max_pixels`` pixels with the image's aspect ratio."""
-    f = math.sqrt(max_pixels / (h * w))
-    wh, ww = max(1, int(h * f)), max(1, int(w * f))
-    y0, x0 = (h - wh) // 2, (w - ww) // 2
-    return slice(y0, y0 + wh), slice(x0, x0 + ww)
-
-
 def _guide_range(d: np.ndarray, weights: np.ndarray | None, cfg: GuideConfig) -> tuple[float, tuple[float, float]]:
     """(median, SEM-detector range) from guide diameters (``weights`` None: unweighted)."""
     def q(p: float) -> float:
@@ -115,7 +108,7 @@ def guide_pass(om_detector: Detector, om: np.ndarray, cfg: GuideConfig | None = 
     # again at the full max_pixels before the image is shrunk (which would lose small particles)
     tries = [b for b in dict.fromkeys((budget, cfg.max_pixels)) if b and h * w > b]
     for budget in tries:
-        ys, xs = _window(h, w, budget)
+        ys, xs = centred_window((h, w), budget)
         wh, ww = ys.stop - ys.start, xs.stop - xs.start
         c = detect(om[ys, xs])
         x, y, r = c[:, 0], c[:, 1], c[:, 2]
@@ -141,7 +134,7 @@ def _window_budget(detector: Detector, om: np.ndarray, cfg: GuideConfig) -> int:
         return budget
     h, w = om.shape[:2]
     n = min(h * w, budget) if budget else h * w
-    ys, xs = _window(h, w, n)
+    ys, xs = centred_window((h, w), n)
     try:  # the scales the detector's own automatic choice gives on that window (a cheap image statistic)
         scales = detector.resolve_scales(to_gray(om[ys, xs]))
     except Exception:  # noqa: BLE001 - no usable estimate: the detector's own pass decides, as before

@@ -20,13 +20,13 @@ the quality module's ring statistic.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from srpsa.inference.detect import Detector
 from srpsa.inference.quality import QualityConfig, _normalised, radial_f, ring_profiles
+from srpsa.inference.window import centred_window
 from srpsa.io.images import to_gray
 
 
@@ -56,19 +56,11 @@ def median_radial_f(gray: np.ndarray, circles: np.ndarray, max_circles: int = 20
     return float(np.median(radial_f(profiles)))
 
 
-def _window(shape: tuple[int, ...], pixels: int) -> tuple[slice, slice]:
-    h, w = shape[:2]
-    f = min(1.0, math.sqrt(pixels / (h * w)))
-    wh, ww = max(1, int(h * f)), max(1, int(w * f))
-    y0, x0 = (h - wh) // 2, (w - ww) // 2
-    return slice(y0, y0 + wh), slice(x0, x0 + ww)
-
-
 def decide_polarity(detector: Detector, gray: np.ndarray, diameter_range: tuple[float, float] | None = None,
                     refine: bool = True, cfg: PolarityConfig | None = None) -> tuple[bool, dict, object]:
     """(invert?, info for summary.json, the as-is detection of the window when it is the whole image)."""
     cfg = cfg or PolarityConfig()
-    ys, xs = _window(gray.shape, cfg.window_pixels)
+    ys, xs = centred_window(gray.shape, cfg.window_pixels)
     win = gray[ys, xs]
     whole = win.shape == gray.shape
     passes = {}

@@ -199,20 +199,18 @@ def self_check(gray: np.ndarray, circles: np.ndarray, info: dict | None = None, 
     if not present.any():
         present[:] = True
     circles = all_circles[present]
-    quality, f_sample = _assess(img, circles, info or {}, cfg)
-    if not present.all():
-        quality.metrics["removed_blank"] = int((~present).sum())
+    quality, f_sample, r_sample = _assess(img, circles, info or {}, cfg)
     keep = present.copy()
     # not on the binary route: its circles are measured outlines, not a detector's answers
     measured = (info or {}).get("route") == "binary"
-    outliers = _weak_size_outliers(img, circles, f_sample, cfg) if prune and not measured else np.zeros(len(circles), bool)
+    outliers = _weak_size_outliers(img, circles, r_sample, f_sample, cfg) if prune and not measured else np.zeros(len(circles), bool)
     if outliers.any():  # a repair, not a doubt: the verdict is the re-assessment's (the count is in the metrics)
         keep[np.flatnonzero(present)[outliers]] = False
         circles = all_circles[keep]
-        quality, f_sample = _assess(img, circles, info or {}, cfg)
+        quality, f_sample, _ = _assess(img, circles, info or {}, cfg)
         quality.metrics["removed_outliers"] = int(outliers.sum())
-        if not present.all():
-            quality.metrics["removed_blank"] = int((~present).sum())
+    if not present.all():
+        quality.metrics["removed_blank"] = int((~present).sum())
     weak_share = quality.metrics.get("weak_share")
     if not prune or not isinstance(weak_share, float) or weak_share < cfg.weak_doubtful:
         return keep, quality
@@ -227,19 +225,17 @@ def self_check(gray: np.ndarray, circles: np.ndarray, info: dict | None = None, 
     return keep, Quality("doubtful", reasons, {**quality.metrics, "removed": removed})
 
 
-def _weak_size_outliers(img: np.ndarray, circles: np.ndarray, f_sample: np.ndarray, cfg: QualityConfig) -> np.ndarray:
+def _weak_size_outliers(img: np.ndarray, circles: np.ndarray, r_sample: np.ndarray, f_sample: np.ndarray,
+                        cfg: QualityConfig) -> np.ndarray:
     """Mask of weak circles (radial F below ``min_radial_f``) more than ``weak_outlier_factor`` larger
-    than the median of the strong ones (QualityConfig's note). Only the size
-    outliers are measured beyond the check's sample, so the cost stays bounded."""
+    than the median of the strong ones (QualityConfig's note), judged on :func:`_assess`'s sample (radii
+    ``r_sample``, radial F ``f_sample``). Only the size outliers are measured beyond that sample, so the
+    cost stays bounded."""
     out = np.zeros(len(circles), bool)
     if cfg.weak_outlier_factor <= 0 or len(circles) <= cfg.min_strong_for_outliers:
         return out
-    sampled = len(f_sample) == len(circles)
-    if sampled:
-        strong_r = circles[:, 2][f_sample >= cfg.min_radial_f]
-    else:  # _assess's sample (same seed, same draw): the median of its strong circles is as good
-        idx = np.random.default_rng(cfg.seed).choice(len(circles), cfg.max_circles, replace=False)
-        strong_r = circles[idx, 2][f_sample >= cfg.min_radial_f]
+    sampled = len(f_sample) == len(circles)  # the sample is every circle, in order
+    strong_r = r_sample[f_sample >= cfg.min_radial_f]
     if len(strong_r) < cfg.min_strong_for_outliers:
         return out
     med = float(np.median(strong_r))
@@ -251,12 +247,13 @@ def _weak_size_outliers(img: np.ndarray, circles: np.ndarray, f_sample: np.ndarr
     return out
 
 
-def _assess(img: np.ndarray, circles: np.ndarray, info: dict, cfg: QualityConfig) -> tuple[Quality, np.ndarray]:
-    """The verdict on a normalised image, and the radial F of the circles it sampled."""
+def _assess(img: np.ndarray, circles: np.ndarray, info: dict, cfg: QualityConfig) -> tuple[Quality, np.ndarray, np.ndarray]:
+    """The verdict on a normalised image, and the radial F and radii of the circles it sampled (every
+    circle, in order, unless there are more than ``cfg.max_circles``)."""
     metrics: dict[str, float | int | None] = {"checked": 0}
     reasons: list[str] = []
     if len(circles) == 0:
-        return Quality("failed", ["no particles detected"], metrics), np.zeros(0)
+        return Quality("failed", ["no particles detected"], metrics), np.zeros(0), np.zeros(0)
 
     rng = np.random.default_rng(cfg.seed)
     sample = circles if len(circles) <= cfg.max_circles else circles[rng.choice(len(circles), cfg.max_circles, replace=False)]
@@ -313,4 +310,4 @@ def _assess(img: np.ndarray, circles: np.ndarray, info: dict, cfg: QualityConfig
     if info.get("scales_from") == "config":
         reasons.append("particle size estimate not confident: the detector searched its configured scales")
     status = "failed" if failed else ("doubtful" if reasons else "ok")
-    return Quality(status, reasons, metrics), f
+    return Quality(status, reasons, metrics), f, sample[:, 2]
